@@ -16,7 +16,7 @@ from typing import Any
 
 from featureshare.errors import ConfigError
 
-__all__ = ["CentralAccount", "ConsumerAccount", "Topology", "load_topology", "CONFIG_ENV"]
+__all__ = ["CONFIG_ENV", "CentralAccount", "ConsumerAccount", "Topology", "load_topology"]
 
 CONFIG_ENV = "FEATURESHARE_CONFIG"
 DEFAULT_CONFIG_FILE = "featureshare.toml"
@@ -232,7 +232,8 @@ class _TopologyParser:
             roles_raw = table.get("execution_role_arns")
             roles: list[str] = []
             if not isinstance(roles_raw, list) or not roles_raw:
-                self.problem(f"{where}.execution_role_arns", f"must be a non-empty list of role ARNs, got {roles_raw!r}")
+                self.problem(f"{where}.execution_role_arns",
+                             f"must be a non-empty list of role ARNs, got {roles_raw!r}")
             else:
                 for j, role in enumerate(roles_raw):
                     if not isinstance(role, str) or not _ROLE_ARN_RE.match(role):

@@ -1,0 +1,166 @@
+"""The ``featureshare`` command: a thin shell over the library, and the only place that prints for humans.
+
+Each featureshare error class maps to an exit code and one clear line on stderr (plus a hint); ``--debug``
+shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from featureshare import errors
+from featureshare._version import __version__
+from featureshare.config import Topology, load_topology
+from featureshare.session import AccountSession, assume_role
+
+EXIT_CODES: list[tuple[type[BaseException], int]] = [
+    (errors.ConfigError, 3),
+    (errors.ValidationError, 4),
+    (errors.CredentialsError, 5),
+    (errors.AccessDeniedError, 6),
+    (errors.NotFoundError, 7),
+    (errors.SchemaDriftError, 8),
+    (errors.QueryFailedError, 9),
+    (errors.WaitTimeoutError, 10),
+    (errors.IngestionError, 11),
+    (errors.UnsupportedError, 12),
+    (errors.FeatureshareError, 1),
+]
+
+
+@dataclass
+class Context:
+    """What every command receives: global options, and lazily the topology and sessions."""
+
+    config_path: str | None
+    profile: str | None
+    region: str | None
+    as_json: bool
+    debug: bool
+    _topology: Topology | None = field(default=None, repr=False)
+
+    @property
+    def topology(self) -> Topology:
+        if self._topology is None:
+            self._topology = load_topology(self.config_path)
+        return self._topology
+
+    def source_session(self) -> AccountSession:
+        region = self.region or (self._safe_topology().region if self._safe_topology() else None)
+        return AccountSession.current(region=region, profile=self.profile)
+
+    def _safe_topology(self) -> Topology | None:
+        try:
+            return self.topology
+        except errors.ConfigError:
+            if self.config_path:
+                raise
+            return None
+
+    def central_session(self, team: str | None = None) -> AccountSession:
+        """The source session's assumed central role, tagged with the caller's team."""
+        topology = self.topology
+        source = self.source_session()
+        consumer = topology.consumer_for_account(source.account_id)
+        chosen_team = team or (consumer.team if consumer else None)
+        return assume_role(
+            topology.central.access_role_arn,
+            source=source,
+            tags={"team": chosen_team} if chosen_team else None,
+            external_id=topology.central.external_id,
+            region=self.region or topology.region,
+        )
+
+    def emit(self, data: Any, human: Callable[[Any], str] | str | None = None) -> None:
+        """Print ``data`` as JSON with --json, else its human rendering."""
+        if self.as_json:
+            click.echo(json.dumps(data, indent=2, default=str))
+        elif callable(human):
+            click.echo(human(data))
+        else:
+            click.echo(human if human is not None else data)
+
+
+class FeatureshareGroup(click.Group):
+    """Turns featureshare errors into one stderr line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except errors.FeatureshareError as exc:
+            debug = bool(ctx.find_root().params.get("debug"))
+            if debug:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            if not exc.hint:
+                click.echo("hint: run with --debug for the full traceback", err=True)
+            ctx.exit(exit_code_for(exc))
+
+
+def exit_code_for(exc: BaseException) -> int:
+    return next((code for cls, code in EXIT_CODES if isinstance(exc, cls)), 1)
+
+
+@click.group(cls=FeatureshareGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="FEATURESHARE_CONFIG", type=click.Path(dir_okay=False),
+              help="Topology file (default: $FEATURESHARE_CONFIG or ./featureshare.toml).")
+@click.option("--profile", help="AWS profile for your own (source) credentials.")
+@click.option("--region", help="AWS region (default: the topology's).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(__version__, prog_name="featureshare")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, profile: str | None, region: str | None, as_json: bool,
+        debug: bool) -> None:
+    """Share Amazon SageMaker Feature Store across AWS accounts.
+
+    \b
+    Examples:
+      featureshare whoami --config featureshare.toml
+      featureshare local serve
+      featureshare --json groups list
+    """
+    ctx.obj = Context(config_path, profile, region, as_json, debug)
+
+
+@cli.command()
+@click.option("--team", help="Team tag for the central session (default: the consumer's team in the topology).")
+@click.option("--no-central", is_flag=True, help="Only show your own identity.")
+@click.pass_obj
+def whoami(obj: Context, team: str | None, no_central: bool) -> None:
+    """Show your identity and the central role you assume.
+
+    \b
+    Example:
+      featureshare --config featureshare.toml whoami
+    """
+    source = obj.source_session().whoami()
+    result: dict[str, Any] = {"source": {"account": source.account, "arn": source.arn}}
+    if not no_central:
+        central_session = obj.central_session(team)
+        central = central_session.whoami()
+        result["central"] = {"account": central.account, "arn": central.arn, "team": central_session.team}
+
+    def human(data: dict[str, Any]) -> str:
+        lines = [f"you:      {data['source']['arn']} (account {data['source']['account']})"]
+        if "central" in data:
+            tag = f", team {data['central']['team']}" if data["central"]["team"] else ""
+            lines.append(f"central:  {data['central']['arn']} (account {data['central']['account']}{tag})")
+        return "\n".join(lines)
+
+    obj.emit(result, human)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="featureshare")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(cli())
