@@ -1,0 +1,313 @@
+"""``bootstrap plan | apply | destroy``: the desired resources of a Topology, diffed against what exists.
+
+``plan`` changes nothing; ``apply`` makes the accounts match and is idempotent (a second ``plan`` is empty);
+``destroy`` removes only what bootstrap created (tagged ``managed-by=featureshare``), refusing non-empty
+buckets unless ``force``.
+
+Example::
+
+    boot = Bootstrap(topology, {"central": central_admin, "search": search_admin})
+    for change in boot.plan().changes:
+        print(change.render())
+    boot.apply()
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from featureshare.bootstrap.resources import (
+    AthenaDataCatalog,
+    AthenaWorkGroup,
+    GlueDatabase,
+    GlueResourcePolicy,
+    IamRole,
+    IamRolePolicy,
+    KmsKey,
+    KmsKeyPolicy,
+    Resource,
+    S3Bucket,
+    S3BucketPolicy,
+)
+from featureshare.bootstrap.templates import PolicyDocument, offline_store_role_arn, policy_documents
+from featureshare.config import ConsumerAccount, Topology
+from featureshare.errors import ConfigError, from_client_error, translate_client_error
+from featureshare.session import AccountSession
+
+__all__ = ["DEFAULT_OFFLINE_KEY_ALIAS", "Action", "Bootstrap", "Change", "Plan"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OFFLINE_KEY_ALIAS = "alias/featureshare-offline"
+UNKNOWN_KEY = "key/00000000-0000-0000-0000-000000000000"  # stands for a key ARN known only after apply
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    NOOP = "no-op"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource's planned (or applied) change."""
+
+    action: Action
+    address: str
+    diff: tuple[str, ...] = ()
+
+    def render(self) -> str:
+        mark = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.NOOP: " "}[self.action]
+        head = f"{mark} {self.action.value:7} {self.address}"
+        return "\n".join([head, *(f"      {line}" for line in self.diff)])
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+
+    @property
+    def pending(self) -> tuple[Change, ...]:
+        """The changes that would do something (everything but no-ops)."""
+        return tuple(c for c in self.changes if c.action is not Action.NOOP)
+
+    @property
+    def empty(self) -> bool:
+        return not self.pending
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"changes": [{"action": c.action.value, "address": c.address, "diff": list(c.diff)}
+                            for c in self.changes]}
+
+
+def _diff(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> tuple[str, ...]:
+    before = json.dumps(current, indent=2, sort_keys=True).splitlines() if current is not None else []
+    after = json.dumps(desired, indent=2, sort_keys=True).splitlines()
+    return tuple(line for line in difflib.unified_diff(before, after, "current", "desired", lineterm="", n=2)
+                 if not line.startswith(("---", "+++")))
+
+
+def _role_name(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+@dataclass
+class Bootstrap:
+    """The resources of ``topology`` in every account, with one admin session per account.
+
+    ``sessions`` maps ``"central"`` and each consumer name to an AccountSession allowed to administer that
+    account. ``create_execution_roles`` also creates the consumers' execution roles (for a fresh sandbox or
+    the embedded AWS; in a real account they are your existing SageMaker execution roles).
+    """
+
+    topology: Topology
+    sessions: Mapping[str, AccountSession]
+    create_execution_roles: bool = False
+    _central_key: KmsKey | None = field(default=None, init=False, repr=False)
+    _documents: dict[str, PolicyDocument] = field(default_factory=dict, init=False, repr=False)
+    _documents_key: str = field(default="", init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        missing = [name for name in ("central", *(c.name for c in self.topology.consumers))
+                   if name not in self.sessions]
+        if missing:
+            raise ConfigError(f"bootstrap needs credentials for every account; missing: {', '.join(missing)}",
+                              hint="set `profile` per account in the topology or pass --central-profile/"
+                                   "--consumer-profile NAME=PROFILE")
+        for name, session in self.sessions.items():
+            expected = (self.topology.central.account_id if name == "central"
+                        else self.topology.consumer(name).account_id)
+            if session.account_id != expected:
+                raise ConfigError(f"credentials for {name} act in account {session.account_id}, expected {expected}",
+                                  hint="check the profile given for that account")
+
+    # -- documents -----------------------------------------------------------------------------------------
+
+    def _key_alias(self) -> str | None:
+        kms = self.topology.central.kms_key
+        if not kms:
+            return DEFAULT_OFFLINE_KEY_ALIAS
+        if kms.startswith("alias/"):
+            return kms
+        if ":alias/" in kms:
+            return "alias/" + kms.split(":alias/", 1)[1]
+        return None  # a key ARN given: an existing key, not created here
+
+    def _central_key_arn(self) -> str:
+        kms = self.topology.central.kms_key
+        if kms and self._key_alias() is None:
+            return kms
+        if self._central_key is not None and self._central_key.arn:
+            return self._central_key.arn
+        return f"arn:aws:kms:{self.topology.region}:{self.topology.central.account_id}:{UNKNOWN_KEY}"
+
+    def documents(self) -> dict[str, PolicyDocument]:
+        """The rendered documents (re-rendered once the key ARN is known)."""
+        key = self._central_key_arn()
+        if not self._documents or self._documents_key != key:
+            resolved = {"central": key}
+            for consumer in self.topology.consumers:
+                if consumer.kms_key:
+                    resolved[consumer.name] = self._consumer_key_arn(consumer)
+            self._documents = policy_documents(self.topology, resolved_keys=resolved)
+            self._documents_key = key
+        return self._documents
+
+    def _document(self, name: str) -> dict[str, Any]:
+        return self.documents()[name].document
+
+    def _consumer_key_arn(self, consumer: ConsumerAccount) -> str:
+        if consumer.kms_key.startswith("arn:") and ":key/" in consumer.kms_key:
+            return consumer.kms_key
+        kms = self.sessions[consumer.name].client("kms")
+        alias = consumer.kms_key if consumer.kms_key.startswith("alias/") else \
+            "alias/" + consumer.kms_key.split(":alias/", 1)[1]
+        try:
+            return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
+        except ClientError as exc:
+            raise from_client_error(exc, action="kms:DescribeKey", resource=alias) from exc
+
+    # -- resources -----------------------------------------------------------------------------------------
+
+    def resources(self) -> list[Resource]:
+        """Every managed resource, in apply order (destroy runs it backwards)."""
+        central = self.topology.central
+        access_role = _role_name(central.access_role_arn)
+        store_role = _role_name(offline_store_role_arn(self.topology))
+        items: list[Resource] = []
+        alias = self._key_alias()
+        if alias is not None:
+            if self._central_key is None:
+                self._central_key = KmsKey("central", alias, description="featureshare offline store")
+            items.append(self._central_key)
+        items += [
+            IamRole("central", access_role, trust=lambda: self._document("central-access-role-trust"),
+                    description="featureshare: assumed by consumer execution roles"),
+            IamRole("central", store_role, trust=lambda: self._document("offline-store-role-trust"),
+                    description="featureshare: SageMaker writes the offline store with it"),
+            IamRolePolicy("central", "featureshare-access", role=access_role,
+                          document=lambda: self._document("central-access-role-permissions")),
+            IamRolePolicy("central", "featureshare-offline-store", role=store_role,
+                          document=lambda: self._document("offline-store-role-permissions")),
+        ]
+        if "central-access-role-consumer-keys" in self.documents():
+            items.append(IamRolePolicy("central", "featureshare-consumer-keys", role=access_role,
+                                       document=lambda: self._document("central-access-role-consumer-keys")))
+        if alias is not None:
+            items.append(KmsKeyPolicy("central", alias, document=lambda: self._document("offline-key-policy")))
+        items += [
+            S3Bucket("central", central.offline_bucket, region=self.topology.region,
+                     kms_key=self._central_key_arn),
+            S3BucketPolicy("central", central.offline_bucket,
+                           document=lambda: self._document("offline-bucket-policy")),
+            GlueResourcePolicy("central", "catalog",
+                               document=lambda: self._document("glue-catalog-resource-policy")),
+        ]
+        for consumer in self.topology.consumers:
+            items += self._consumer_resources(consumer)
+        return items
+
+    def _consumer_resources(self, consumer: ConsumerAccount) -> list[Resource]:
+        name = consumer.name
+        items: list[Resource] = []
+        for arn in consumer.execution_role_arns:
+            if self.create_execution_roles:
+                items.append(IamRole(name, _role_name(arn), trust=_execution_role_trust(consumer.account_id),
+                                     description="featureshare: consumer execution role (created by bootstrap)"))
+            items.append(IamRolePolicy(name, "featureshare-consumer", role=_role_name(arn),
+                                       document=lambda n=name: self._document(f"consumer-execution-role-policy[{n}]")))
+            if f"consumer-execution-role-training-key[{name}]" in self.documents():
+                items.append(IamRolePolicy(
+                    name, "featureshare-training-key", role=_role_name(arn),
+                    document=lambda n=name: self._document(f"consumer-execution-role-training-key[{n}]")))
+        key = self._consumer_key_arn(consumer) if consumer.kms_key else None
+        items += [
+            S3Bucket(name, consumer.training_bucket, region=self.topology.region, kms_key=lambda k=key: k),
+            S3BucketPolicy(name, consumer.training_bucket,
+                           document=lambda n=name: self._document(f"consumer-training-bucket-policy[{n}]")),
+            AthenaWorkGroup(name, consumer.athena_workgroup, output_location=consumer.athena_results_uri,
+                            expected_bucket_owner=consumer.account_id),
+            AthenaDataCatalog(name, consumer.central_catalog, catalog_id=self.topology.central.account_id),
+            GlueDatabase(name, consumer.scratch_database),
+        ]
+        return items
+
+    # -- plan / apply / destroy ----------------------------------------------------------------------------
+
+    def _change(self, resource: Resource) -> tuple[Change, dict[str, Any] | None]:
+        session = self.sessions[resource.account]
+        with _aws_errors(resource):
+            current = resource.read(session)
+            desired = resource.desired()
+        if current is None:
+            return Change(Action.CREATE, resource.address, _diff(None, desired)), None
+        if current != desired:
+            return Change(Action.UPDATE, resource.address, _diff(current, desired)), current
+        return Change(Action.NOOP, resource.address), current
+
+    def plan(self) -> Plan:
+        """What apply would change; changes nothing."""
+        resources = self.resources()
+        if self._central_key is not None:  # learn the key ARN first so documents render with it
+            self._change(self._central_key)
+        return Plan(tuple(self._change(resource)[0] for resource in resources))
+
+    def apply(self) -> Plan:
+        """Create or update every resource that differs; returns what was done."""
+        done: list[Change] = []
+        for resource in self.resources():
+            change, current = self._change(resource)
+            if change.action is not Action.NOOP:
+                logger.info("bootstrap %s %s", change.action.value, change.address)
+                with _aws_errors(resource):
+                    session = self.sessions[resource.account]
+                    if change.action is Action.CREATE:
+                        resource.create(session)
+                    else:
+                        resource.update(session, current or {})
+            done.append(change)
+        return Plan(tuple(done))
+
+    def destroy(self, *, force: bool = False) -> Plan:
+        """Delete, in reverse order, every resource bootstrap created; non-empty buckets need ``force``."""
+        done: list[Change] = []
+        resources = self.resources()
+        if self._central_key is not None:
+            self._change(self._central_key)
+        for resource in reversed(resources):
+            session = self.sessions[resource.account]
+            with _aws_errors(resource):
+                current = resource.read(session)
+                if current is None or not resource.managed(current):
+                    continue
+                if isinstance(resource, S3Bucket):
+                    resource.delete(session, force=force)
+                else:
+                    resource.delete(session)
+            logger.info("bootstrap delete %s", resource.address)
+            done.append(Change(Action.DELETE, resource.address))
+        return Plan(tuple(done))
+
+
+def _execution_role_trust(account: str) -> dict[str, Any]:
+    """SageMaker (confined to this account) and the account's own principals may assume the role."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "SageMaker", "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
+         "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"aws:SourceAccount": account}}},
+        {"Sid": "AccountPrincipals", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+         "Action": ["sts:AssumeRole", "sts:TagSession"]},
+    ]}
+
+
+def _aws_errors(resource: Resource) -> AbstractContextManager[None]:
+    return translate_client_error(resource=resource.address)
