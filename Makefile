@@ -42,7 +42,8 @@ notebooks: install
 # Plan by default; APPLY=1 applies. LOCAL=1 targets the embedded AWS whose variables are in the environment
 # (as printed by `featureshare local serve`), using its <account>-admin profiles.
 bootstrap-roles: install
-	$(BIN)/featureshare $(if $(LOCAL),--config featureshare.example.toml,) bootstrap $(if $(APPLY),apply,plan)
+	$(BIN)/featureshare $(if $(LOCAL),--config featureshare.example.toml,) bootstrap $(if $(APPLY),apply,plan) \
+		$(if $(LOCAL),--create-execution-roles,)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

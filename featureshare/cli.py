@@ -157,6 +157,96 @@ def whoami(obj: Context, team: str | None, no_central: bool) -> None:
     obj.emit(result, human)
 
 
+@cli.group()
+def bootstrap() -> None:
+    """Create the roles, policies, buckets, keys and catalogs of the topology (plan, apply, destroy).
+
+    \b
+    Examples:
+      featureshare --config featureshare.toml bootstrap plan
+      featureshare --config featureshare.toml bootstrap apply
+      featureshare bootstrap apply --central-profile org-central --consumer-profile search=org-search
+    """
+
+
+def _bootstrap_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--central-profile", help="Profile for the central account (default: topology's).")(func)
+    func = click.option("--consumer-profile", "consumer_profiles", multiple=True, metavar="NAME=PROFILE",
+                        help="Profile for a consumer account (repeatable; default: topology's).")(func)
+    func = click.option("--create-execution-roles", is_flag=True,
+                        help="Also create the consumers' execution roles (sandboxes and the embedded AWS).")(func)
+    return func
+
+
+def _bootstrapper(obj: Context, central_profile: str | None, consumer_profiles: tuple[str, ...],
+                  create_execution_roles: bool) -> Any:
+    from featureshare.bootstrap.plan import Bootstrap
+
+    topology = obj.topology
+    overrides: dict[str, str] = {}
+    for item in consumer_profiles:
+        name, sep, profile = item.partition("=")
+        if not sep or not profile:
+            raise errors.ValidationError(f"--consumer-profile {item!r} must be NAME=PROFILE",
+                                         field="--consumer-profile", value=item)
+        topology.consumer(name)
+        overrides[name] = profile
+    region = obj.region or topology.region
+    sessions = {"central": AccountSession.current(region=region,
+                                                  profile=central_profile or topology.central.profile or obj.profile)}
+    for consumer in topology.consumers:
+        profile = overrides.get(consumer.name) or consumer.profile or obj.profile
+        sessions[consumer.name] = AccountSession.current(region=region, profile=profile)
+    return Bootstrap(topology, sessions, create_execution_roles=create_execution_roles)
+
+
+def _print_plan(obj: Context, plan: Any, verb: str) -> None:
+    def human(_: Any) -> str:
+        lines = [change.render() for change in plan.pending] or ["no changes: the accounts match the topology"]
+        counts: dict[str, int] = {}
+        for change in plan.pending:
+            counts[change.action.value] = counts.get(change.action.value, 0) + 1
+        if plan.pending:
+            lines.append(f"{verb}: " + ", ".join(f"{n} to {a}" if verb == "plan" else f"{n} {a}d"
+                                                  for a, n in sorted(counts.items())))
+        return "\n".join(lines)
+
+    obj.emit(plan.to_dict(), human)
+
+
+@bootstrap.command("plan")
+@_bootstrap_options
+@click.pass_obj
+def bootstrap_plan(obj: Context, central_profile: str | None, consumer_profiles: tuple[str, ...],
+                   create_execution_roles: bool) -> None:
+    """Show what apply would change (changes nothing)."""
+    _print_plan(obj, _bootstrapper(obj, central_profile, consumer_profiles, create_execution_roles).plan(), "plan")
+
+
+@bootstrap.command("apply")
+@_bootstrap_options
+@click.pass_obj
+def bootstrap_apply(obj: Context, central_profile: str | None, consumer_profiles: tuple[str, ...],
+                    create_execution_roles: bool) -> None:
+    """Create or update every resource so the accounts match the topology (idempotent)."""
+    _print_plan(obj, _bootstrapper(obj, central_profile, consumer_profiles, create_execution_roles).apply(),
+                "applied")
+
+
+@bootstrap.command("destroy")
+@_bootstrap_options
+@click.option("--force", is_flag=True, help="Also delete non-empty buckets and their contents.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def bootstrap_destroy(obj: Context, central_profile: str | None, consumer_profiles: tuple[str, ...],
+                      create_execution_roles: bool, force: bool, yes: bool) -> None:
+    """Delete what bootstrap created (tagged managed-by=featureshare), newest first."""
+    if not yes:
+        click.confirm("Delete every featureshare-managed resource of this topology?", abort=True)
+    booted = _bootstrapper(obj, central_profile, consumer_profiles, create_execution_roles)
+    _print_plan(obj, booted.destroy(force=force), "destroyed")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="featureshare")
