@@ -1,0 +1,522 @@
+"""Every touch of moto-private names lives in this module (moto is pinned to exactly ``MOTO_VERSION``).
+
+moto has no plugin API, so the embedded AWS reaches into its backends and routing tables. Keeping all of
+that here means a moto upgrade breaks one file, and ``tests/local/test_moto_contract.py`` says which name
+moved. Everything else in ``featureshare.local`` talks to moto only through these functions.
+
+Integration points (pure functions over moto backends; they work in-process and with the threaded server,
+which shares this process's backends; all are guarded by one re-entrant lock):
+
+S3 (buckets share one global namespace, so no account is needed)
+    ``s3_list(bucket, prefix) -> list[tuple[str, int]]``   keys under ``prefix`` with their sizes, sorted
+    ``s3_get(bucket, key) -> bytes``                       raises ``KeyError`` if the object is missing
+    ``s3_put(bucket, key, body, kms_key_id=None) -> None`` ``kms_key_id`` set -> SSE-KMS recorded on the object
+    ``s3_delete(bucket, key) -> None``                     missing keys are ignored
+    ``s3_bucket_owner(bucket) -> str | None``              owning account id, ``None`` if no such bucket
+Glue (per account and region; dicts have the boto3 shapes)
+    ``glue_get_database(account, region, name) -> dict | None``
+    ``glue_create_database(account, region, name) -> None``           no-op if it exists
+    ``glue_list_databases(account, region) -> list[str]``
+    ``glue_get_table(account, region, database, table) -> dict | None``  like ``get_table()["Table"]``
+    ``glue_list_tables(account, region, database) -> list[dict]``
+    ``glue_create_table(account, region, database, table_input) -> None``
+    ``glue_delete_table(account, region, database, table) -> None``
+    ``glue_get_partitions(account, region, database, table) -> list[dict]``
+    ``glue_add_partition(account, region, database, table, values, location) -> bool``  False if present
+Athena bookkeeping (moto's own)
+    ``athena_workgroup(account, region, name) -> dict | None``   like ``get_work_group()["WorkGroup"]``
+    ``athena_data_catalog(account, region, name) -> dict | None`` Name, Type, Parameters
+Offline store
+    ``flush_offline_writes() -> None``   writes buffered Feature Store offline rows to S3 + Glue partitions
+Athena API hook
+    StartQueryExecution, GetQueryExecution, GetQueryResults, StopQueryExecution, ListQueryExecutions and
+    BatchGetQueryExecution are answered by ``featureshare.local.athena_service.handle(action, account_id,
+    region, params) -> dict`` (imported lazily; moto's own behaviour if that module does not exist).
+    ``athena_service.AthenaClientError(code, message)`` becomes an HTTP 400 with that ``__type``.
+    Offline writes are flushed before every StartQueryExecution; ``athena_service.reset()`` (if the module
+    is loaded) is called when the routes are uninstalled, i.e. when an EmbeddedAWS stops.
+Accounts and routing (used by ``EmbeddedAWS``)
+    ``create_admin_user``, ``account_of_access_key``, ``reset_backends``, ``install_routes``,
+    ``uninstall_routes``, ``start_server``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib
+import json
+import logging
+import re
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import moto
+import moto.backend_index as backend_index
+import moto.backends as moto_backends
+from moto.core.base_backend import BackendDict
+from moto.core.responses import BaseResponse
+
+logger = logging.getLogger(__name__)
+
+MOTO_VERSION = "5.2.5"
+PARTITION = "aws"
+
+#: Athena actions answered by ``featureshare.local.athena_service`` instead of moto.
+ATHENA_HOOKED_ACTIONS = frozenset({
+    "StartQueryExecution", "GetQueryExecution", "GetQueryResults", "StopQueryExecution",
+    "ListQueryExecutions", "BatchGetQueryExecution",
+})
+ATHENA_SERVICE_MODULE = "featureshare.local.athena_service"
+
+_LOCK = threading.RLock()
+
+WireResponse = tuple[int, dict[str, str], str]
+
+
+def check_moto_version() -> None:
+    """Raise ``RuntimeError`` unless the installed moto is the exact version this module was written for."""
+    if moto.__version__ != MOTO_VERSION:
+        raise RuntimeError(
+            f"featureshare.local needs moto=={MOTO_VERSION} (found {moto.__version__}); "
+            "run tests/local/test_moto_contract.py to see which internals moved"
+        )
+
+
+def _backend_dict(service: str) -> BackendDict:
+    return moto_backends.get_backend(service)  # type: ignore[call-overload,no-any-return]
+
+
+# --------------------------------------------------------------------------------------------------- S3
+
+def _s3_bucket(bucket: str) -> Any | None:
+    s3 = _backend_dict("s3")
+    owner = s3.bucket_accounts.get(bucket)
+    if owner is None:
+        return None
+    partition, account = owner
+    return s3[account][partition].buckets.get(bucket)
+
+
+def _s3_backend_for(bucket: str) -> Any:
+    s3 = _backend_dict("s3")
+    owner = s3.bucket_accounts.get(bucket)
+    if owner is None:
+        raise KeyError(f"no such bucket: {bucket}")
+    partition, account = owner
+    return s3[account][partition]
+
+
+def s3_list(bucket: str, prefix: str) -> list[tuple[str, int]]:
+    """Keys (latest versions) under ``prefix`` in ``bucket`` with their sizes, sorted by key."""
+    with _LOCK:
+        fake = _s3_bucket(bucket)
+        if fake is None:
+            raise KeyError(f"no such bucket: {bucket}")
+        out = []
+        for name in list(fake.keys.keys()):
+            if not name.startswith(prefix):
+                continue
+            key = fake.keys.get(name)
+            if key is None or not hasattr(key, "size"):  # delete markers have no size
+                continue
+            out.append((name, int(key.size)))
+        return sorted(out)
+
+
+def s3_get(bucket: str, key: str) -> bytes:
+    """The body of ``s3://bucket/key``; ``KeyError`` if bucket or object is missing."""
+    with _LOCK:
+        fake = _s3_bucket(bucket)
+        obj = None if fake is None else fake.keys.get(key)
+        if obj is None or not hasattr(obj, "value"):
+            raise KeyError(f"no such object: s3://{bucket}/{key}")
+        return bytes(obj.value)
+
+
+def s3_put(bucket: str, key: str, body: bytes, kms_key_id: str | None = None) -> None:
+    """Store ``body`` at ``s3://bucket/key`` (SSE-KMS recorded when ``kms_key_id`` is given)."""
+    with _LOCK:
+        backend = _s3_backend_for(bucket)
+        backend.put_object(bucket, key, body, encryption="aws:kms" if kms_key_id else None,
+                           kms_key_id=kms_key_id, disable_notification=True)
+
+
+def s3_delete(bucket: str, key: str) -> None:
+    """Delete ``s3://bucket/key``; missing objects are ignored."""
+    with _LOCK:
+        fake = _s3_bucket(bucket)
+        if fake is None or fake.keys.get(key) is None:
+            return
+        _s3_backend_for(bucket).delete_object(bucket, key)
+
+
+def s3_bucket_owner(bucket: str) -> str | None:
+    """Account id owning ``bucket``, or ``None`` when no such bucket exists."""
+    with _LOCK:
+        owner = _backend_dict("s3").bucket_accounts.get(bucket)
+        return None if owner is None else owner[1]
+
+
+def s3_object_encryption(bucket: str, key: str) -> tuple[str | None, str | None]:
+    """(server-side encryption algorithm, KMS key id) recorded on an object."""
+    with _LOCK:
+        fake = _s3_bucket(bucket)
+        obj = None if fake is None else fake.keys.get(key)
+        if obj is None:
+            raise KeyError(f"no such object: s3://{bucket}/{key}")
+        return getattr(obj, "encryption", None), getattr(obj, "kms_key_id", None)
+
+
+# --------------------------------------------------------------------------------------------------- Glue
+
+def _glue(account: str, region: str) -> Any:
+    return _backend_dict("glue")[account][region]
+
+
+def glue_get_database(account: str, region: str, name: str) -> dict[str, Any] | None:
+    """``get_database()["Database"]``-shaped dict, or ``None``."""
+    with _LOCK:
+        db = _glue(account, region).databases.get(name)
+        return None if db is None else db.as_dict()
+
+
+def glue_create_database(account: str, region: str, name: str) -> None:
+    """Create the Glue database ``name`` unless it exists."""
+    with _LOCK:
+        glue = _glue(account, region)
+        if name not in glue.databases:
+            glue.create_database(name, {"Name": name})
+
+
+def glue_list_databases(account: str, region: str) -> list[str]:
+    """Names of the account's Glue databases in ``region``."""
+    with _LOCK:
+        return list(_glue(account, region).databases)
+
+
+def glue_get_table(account: str, region: str, database: str, table: str) -> dict[str, Any] | None:
+    """``get_table()["Table"]``-shaped dict, or ``None`` if the database or table is missing."""
+    with _LOCK:
+        db = _glue(account, region).databases.get(database)
+        fake = None if db is None else db.tables.get(table)
+        return None if fake is None else fake.as_dict()
+
+
+def glue_list_tables(account: str, region: str, database: str) -> list[dict[str, Any]]:
+    """Every table of ``database`` (``[]`` if the database is missing)."""
+    with _LOCK:
+        db = _glue(account, region).databases.get(database)
+        return [] if db is None else [t.as_dict() for t in db.tables.values()]
+
+
+def glue_create_table(account: str, region: str, database: str, table_input: dict[str, Any]) -> None:
+    """Create a table from a boto3 ``TableInput`` (the database must exist)."""
+    with _LOCK:
+        _glue(account, region).create_table(database, table_input["Name"], dict(table_input))
+
+
+def glue_delete_table(account: str, region: str, database: str, table: str) -> None:
+    """Delete a table; missing tables are ignored."""
+    with _LOCK:
+        db = _glue(account, region).databases.get(database)
+        if db is not None:
+            db.tables.pop(table, None)
+
+
+def glue_get_partitions(account: str, region: str, database: str, table: str) -> list[dict[str, Any]]:
+    """Partitions of a table in boto3 shape (``Values``, ``StorageDescriptor.Location``)."""
+    with _LOCK:
+        db = _glue(account, region).databases.get(database)
+        fake = None if db is None else db.tables.get(table)
+        return [] if fake is None else [p.as_dict() for p in fake.partitions.values()]
+
+
+def glue_add_partition(account: str, region: str, database: str, table: str, values: list[str],
+                       location: str) -> bool:
+    """Register a partition (Parquet, at ``location``) unless present; True if it was added."""
+    with _LOCK:
+        db = _glue(account, region).databases.get(database)
+        fake = None if db is None else db.tables.get(table)
+        if fake is None or str(list(values)) in fake.partitions:
+            return False
+        table_sd = fake.as_dict().get("StorageDescriptor", {})
+        sd = {k: v for k, v in table_sd.items() if k in ("InputFormat", "OutputFormat", "SerdeInfo")}
+        sd["Location"] = location
+        sd["Columns"] = table_sd.get("Columns", [])
+        fake.create_partition({"Values": list(values), "StorageDescriptor": sd})
+        return True
+
+
+# --------------------------------------------------------------------------------------------------- Athena
+
+def _athena(account: str, region: str) -> Any:
+    return _backend_dict("athena")[account][region]
+
+
+def athena_workgroup(account: str, region: str, name: str) -> dict[str, Any] | None:
+    """``get_work_group()["WorkGroup"]``-shaped dict, or ``None``."""
+    with _LOCK:
+        return _athena(account, region).get_work_group(name)  # type: ignore[no-any-return]
+
+
+def athena_data_catalog(account: str, region: str, name: str) -> dict[str, Any] | None:
+    """Data catalog (Name, Description, Type, Parameters) registered in Athena, or ``None``."""
+    with _LOCK:
+        return _athena(account, region).get_data_catalog(name)  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------------------------------- offline
+
+_flusher: Callable[[], None] | None = None
+
+
+def set_offline_flusher(flusher: Callable[[], None] | None) -> None:
+    """Register (or clear) the function that writes buffered offline-store rows."""
+    global _flusher
+    _flusher = flusher
+
+
+def flush_offline_writes() -> None:
+    """Make every buffered Feature Store offline write visible in S3 and Glue (no-op when none)."""
+    flusher = _flusher
+    if flusher is not None:
+        flusher()
+
+
+# --------------------------------------------------------------------------------------------------- IAM
+
+def create_admin_user(account: str, user_name: str = "admin") -> tuple[str, str]:
+    """Create an IAM user with an admin inline policy and one access key in ``account``.
+
+    Done on the backend directly (the same effect as an IAM call carrying ``x-moto-account-id``), so no
+    environment variable ever pins the account. Returns (access key id, secret access key).
+    """
+    policy = json.dumps({"Version": "2012-10-17",
+                         "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+    with _LOCK:
+        iam = _backend_dict("iam")[account][PARTITION]
+        iam.create_user(region_name="us-east-1", user_name=user_name)
+        iam.put_user_policy(user_name, "AdministratorAccess", policy)
+        key = iam.create_access_key(user_name)
+        return key.access_key_id, key.secret_access_key
+
+
+def account_of_access_key(access_key_id: str) -> str:
+    """The account moto attributes to an access key (assumed-role keys belong to the role's account)."""
+    from moto.iam.models import get_account_id_from
+
+    return get_account_id_from(access_key_id)
+
+
+def reset_backends() -> None:
+    """Drop all moto state (every service, every account)."""
+    with _LOCK:
+        BackendDict.reset()
+
+
+# --------------------------------------------------------------------------------------------------- routing
+
+@dataclass(frozen=True)
+class WireRequest:
+    """One HTTP request as the emulated services see it."""
+
+    account: str
+    region: str
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    target: str = ""
+
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body or b"{}") if self.body.strip() else {}
+
+
+Handler = Callable[[WireRequest], WireResponse | None]
+
+
+@dataclass
+class _Installed:
+    sagemaker_bases: list[str]
+    sagemaker_paths: dict[str, Any]
+    athena_paths: dict[str, Any]
+    patterns: list[Any]
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+
+_installed: _Installed | None = None
+
+FEATURESTORE_RUNTIME_BASE = r"https?://featurestore-runtime\.sagemaker\.(.+)\.amazonaws\.com"
+_RUNTIME_PATHS = ("{0}/FeatureGroup/(?P<fs_name>.+)$", "{0}/BatchGetRecord$", "{0}/BatchWriteRecord$")
+
+
+def _wire_request(request: Any, full_url: str, service: str) -> WireRequest:
+    response = BaseResponse(service_name=service)
+    response.setup_class(request, full_url, request.headers)
+    parsed = urlparse(full_url)
+    query = parse_qs(parsed.query, keep_blank_values=True)
+    target = request.headers.get("X-Amz-Target") or request.headers.get("x-amz-target") or ""
+    raw = request.data if isinstance(request.data, bytes) else str(request.data or "").encode()
+    return WireRequest(account=response.current_account, region=response.region, method=request.method,
+                       path=unquote(parsed.path), query=query, headers=dict(request.headers), body=raw,
+                       target=target.split(".")[-1] if target else "")
+
+
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> WireResponse:
+    """A JSON wire response; datetimes become epoch seconds as AWS JSON protocols send them."""
+    def default(value: Any) -> Any:
+        if isinstance(value, _dt.datetime):
+            return value.timestamp()
+        raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+    out = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": str(uuid.uuid4())}
+    out.update(headers or {})
+    return status, out, json.dumps(body, default=default)
+
+
+def error_response(status: int, code: str, message: str) -> WireResponse:
+    """An AWS JSON error: code in ``__type`` and ``x-amzn-ErrorType`` so botocore raises ClientError(code)."""
+    return json_response(status, {"__type": code, "message": message, "Message": message},
+                         {"x-amzn-ErrorType": code})
+
+
+def _runtime_route(request: Any, full_url: str, headers: Any) -> WireResponse:
+    installed = _installed
+    if installed is None:
+        return error_response(503, "ServiceUnavailable", "featurestore-runtime is not running")
+    wire = _wire_request(request, full_url, "sagemaker")
+    response = installed.handlers["featurestore-runtime"](wire)
+    return response if response is not None else error_response(404, "UnknownOperationException", wire.path)
+
+
+def _sagemaker_route(request: Any, full_url: str, headers: Any) -> WireResponse:
+    installed = _installed
+    if installed is not None:
+        wire = _wire_request(request, full_url, "sagemaker")
+        response = installed.handlers["sagemaker"](wire)
+        if response is not None:
+            return response
+    original = installed.sagemaker_paths["{0}/$"] if installed else None
+    if original is None:
+        from moto.sagemaker.responses import SageMakerResponse
+
+        original = SageMakerResponse.dispatch
+    return original(request, full_url, headers)  # type: ignore[no-any-return]
+
+
+def _athena_service() -> Any | None:
+    try:
+        return importlib.import_module(ATHENA_SERVICE_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != ATHENA_SERVICE_MODULE:
+            raise
+        return None
+
+
+def _athena_route(request: Any, full_url: str, headers: Any) -> WireResponse:
+    installed = _installed
+    original = installed.athena_paths["{0}/$"] if installed else None
+    if original is None:
+        from moto.athena.responses import AthenaResponse
+
+        original = AthenaResponse.dispatch
+    wire = _wire_request(request, full_url, "athena")
+    service = _athena_service() if wire.target in ATHENA_HOOKED_ACTIONS else None
+    if service is None:
+        return original(request, full_url, headers)  # type: ignore[no-any-return]
+    if wire.target == "StartQueryExecution":
+        flush_offline_writes()
+    try:
+        return json_response(200, service.handle(wire.target, wire.account, wire.region, wire.json()))
+    except service.AthenaClientError as exc:
+        code = getattr(exc, "code", None) or (exc.args[0] if exc.args else "InvalidRequestException")
+        message = getattr(exc, "message", None) or (exc.args[1] if len(exc.args) > 1 else str(exc))
+        return error_response(400, str(code), str(message))
+
+
+def install_routes(*, featurestore_runtime: Handler, sagemaker: Handler) -> None:
+    """Route featurestore-runtime, SageMaker feature-group actions and hooked Athena actions to featureshare.
+
+    ``featurestore_runtime`` answers every request to the runtime paths; ``sagemaker`` answers control-plane
+    requests it recognises and returns ``None`` for the rest, which moto handles. Works in-process (moto's
+    botocore stubber consults ``backend_url_patterns`` and the backend's ``urls`` per request) and in server
+    mode (the Flask app built per service reads ``url_paths`` when first used, after this call).
+    """
+    global _installed
+    with _LOCK:
+        if _installed is not None:
+            raise RuntimeError("featureshare.local routes are already installed (one EmbeddedAWS at a time)")
+        import moto.athena.urls as athena_urls
+        import moto.sagemaker.urls as sagemaker_urls
+
+        _installed = _Installed(
+            sagemaker_bases=list(sagemaker_urls.url_bases), sagemaker_paths=dict(sagemaker_urls.url_paths),
+            athena_paths=dict(athena_urls.url_paths), patterns=list(backend_index.backend_url_patterns),
+            handlers={"featurestore-runtime": featurestore_runtime, "sagemaker": sagemaker},
+        )
+        backend_index.backend_url_patterns.insert(0, ("sagemaker", re.compile(FEATURESTORE_RUNTIME_BASE)))
+        sagemaker_urls.url_bases.append(FEATURESTORE_RUNTIME_BASE)
+        for path in _RUNTIME_PATHS:
+            sagemaker_urls.url_paths[path] = _runtime_route
+        sagemaker_urls.url_paths["{0}/$"] = _sagemaker_route
+        athena_urls.url_paths["{0}/$"] = _athena_route
+
+
+def uninstall_routes() -> None:
+    """Restore moto's routing tables exactly as ``install_routes`` found them."""
+    global _installed
+    with _LOCK:
+        installed = _installed
+        if installed is None:
+            return
+        import moto.athena.urls as athena_urls
+        import moto.sagemaker.urls as sagemaker_urls
+
+        sagemaker_urls.url_bases[:] = installed.sagemaker_bases
+        sagemaker_urls.url_paths.clear()
+        sagemaker_urls.url_paths.update(installed.sagemaker_paths)
+        athena_urls.url_paths.clear()
+        athena_urls.url_paths.update(installed.athena_paths)
+        backend_index.backend_url_patterns[:] = installed.patterns
+        _installed = None
+    # Queries of a stopped emulator must not outlive it (their threads hold DuckDB connections).
+    service = sys.modules.get(ATHENA_SERVICE_MODULE)
+    if service is not None and hasattr(service, "reset"):
+        service.reset()
+
+
+# --------------------------------------------------------------------------------------------------- modes
+
+def start_in_process() -> Any:
+    """Start moto's in-process mock (botocore stubber); returns the object to pass to ``stop_in_process``."""
+    from moto import mock_aws
+
+    mock = mock_aws()
+    mock.start()
+    return mock
+
+
+def stop_in_process(mock: Any) -> None:
+    mock.stop()
+
+
+def start_server(host: str = "127.0.0.1", port: int = 0) -> tuple[Any, int]:
+    """Start ``ThreadedMotoServer`` on ``host`` (port 0 = a free port); returns (server, bound port)."""
+    from moto.server import ThreadedMotoServer
+
+    # werkzeug logs every request at INFO through its own stderr handler; library code must stay quiet.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    return server, int(server.get_host_and_port()[1])
+
+
+def stop_server(server: Any) -> None:
+    server.stop()
+    logging.getLogger("werkzeug").setLevel(logging.NOTSET)

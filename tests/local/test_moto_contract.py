@@ -1,0 +1,165 @@
+"""Contract over every moto internal that ``featureshare.local.moto_internals`` touches.
+
+When moto is upgraded, these tests say exactly which private name moved; fix ``moto_internals`` (and only it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+
+import pytest
+
+from featureshare.local import EmbeddedAWS
+from featureshare.local import moto_internals as mi
+
+
+def _params(func):
+    return list(inspect.signature(func).parameters)
+
+
+def _require(module_name, attribute):
+    module = importlib.import_module(module_name)
+    assert hasattr(module, attribute), (
+        f"moto upgrade broke featureshare.local: {module_name}.{attribute} is gone; update moto_internals.py")
+    return getattr(module, attribute)
+
+
+def test_moto_is_the_pinned_version():
+    import moto
+
+    assert moto.__version__ == mi.MOTO_VERSION, (
+        f"featureshare.local is written against moto {mi.MOTO_VERSION}, found {moto.__version__}: "
+        "run this file and fix moto_internals.py before changing the pin")
+
+
+def test_routing_tables_have_the_expected_shape():
+    patterns = _require("moto.backend_index", "backend_url_patterns")
+    assert isinstance(patterns, list)
+    assert all(isinstance(s, str) and isinstance(p, re.Pattern) for s, p in patterns)
+    for module in ("moto.sagemaker.urls", "moto.athena.urls"):
+        assert isinstance(_require(module, "url_bases"), list)
+        paths = _require(module, "url_paths")
+        assert "{0}/$" in paths, f"{module}.url_paths no longer routes '{{0}}/$'"
+
+
+def test_server_mode_routes_featurestore_runtime_signing_name_to_the_sagemaker_app():
+    app_cls = _require("moto.moto_server.werkzeug_app", "DomainDispatcherApplication")
+    app = app_cls(lambda service: None)
+    environ = {"HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=AKIA/20240101/us-east-1/sagemaker/aws4_request, "
+                                     "SignedHeaders=host, Signature=x", "PATH_INFO": "/FeatureGroup/x"}
+    host = app.infer_service_region_host(environ, "/FeatureGroup/x")
+    assert host == "api.sagemaker.us-east-1.amazonaws.com"
+    assert app.get_backend_for_host(host) == "sagemaker"
+
+
+def test_flask_path_conversion_keeps_our_runtime_routes():
+    convert = _require("moto.core.utils", "convert_regex_to_flask_path")
+    assert convert("/FeatureGroup/(?P<fs_name>.+)$") == '/FeatureGroup/<regex(".+"):fs_name>'
+    # create_backend_app special-cases handlers named "dispatch"; ours must not be.
+    assert all(h.__name__ != "dispatch" for h in (mi._runtime_route, mi._sagemaker_route, mi._athena_route))
+
+
+def test_base_response_exposes_account_and_region_resolution():
+    base = _require("moto.core.responses", "BaseResponse")
+    for name in ("setup_class", "get_current_account", "get_region_from_url", "dispatch"):
+        assert hasattr(base, name), f"moto BaseResponse.{name} is gone"
+    assert _params(base.setup_class)[:4] == ["self", "request", "full_url", "headers"]
+
+
+def test_backend_registry_and_reset():
+    get_backend = _require("moto.backends", "get_backend")
+    backend_dict = _require("moto.core.base_backend", "BackendDict")
+    assert callable(get_backend) and hasattr(backend_dict, "reset")
+    assert hasattr(get_backend("s3"), "bucket_accounts")
+
+
+def test_iam_internals_used_for_admin_users():
+    get_account_id_from = _require("moto.iam.models", "get_account_id_from")
+    backend = _require("moto.iam.models", "IAMBackend")
+    assert _params(get_account_id_from) == ["access_key"]
+    assert _params(backend.create_user)[:3] == ["self", "region_name", "user_name"]
+    assert _params(backend.put_user_policy)[:4] == ["self", "user_name", "policy_name", "policy_json"]
+    assert _params(backend.create_access_key)[:2] == ["self", "user_name"]
+
+
+def test_s3_internals_used_for_objects():
+    backend = _require("moto.s3.models", "S3Backend")
+    put = _params(backend.put_object)
+    assert put[:4] == ["self", "bucket_name", "key_name", "value"]
+    assert {"encryption", "kms_key_id", "disable_notification"} <= set(put)
+    assert _params(backend.delete_object)[:3] == ["self", "bucket_name", "key_name"]
+    key = _require("moto.s3.models", "FakeKey")
+    assert isinstance(inspect.getattr_static(key, "value"), property)
+    assert isinstance(inspect.getattr_static(key, "size"), property)
+
+
+def test_glue_internals_used_for_tables_and_partitions():
+    backend = _require("moto.glue.models", "GlueBackend")
+    assert _params(backend.create_database)[:3] == ["self", "database_name", "database_input"]
+    assert _params(backend.create_table)[:4] == ["self", "database_name", "table_name", "table_input"]
+    table = _require("moto.glue.models", "FakeTable")
+    assert {"create_partition", "as_dict"} <= set(dir(table))
+    partition = _require("moto.glue.models", "FakePartition")
+    assert "as_dict" in dir(partition)
+
+
+def test_athena_internals_used_for_workgroups_and_catalogs():
+    backend = _require("moto.athena.models", "AthenaBackend")
+    assert _params(backend.get_work_group) == ["self", "name"]
+    assert _params(backend.get_data_catalog) == ["self", "name"]
+
+
+def test_server_and_mock_entry_points():
+    server = _require("moto.server", "ThreadedMotoServer")
+    assert _params(server.__init__)[:4] == ["self", "ip_address", "port", "verbose"]
+    assert {"start", "stop", "get_host_and_port"} <= set(dir(server))
+    assert callable(_require("moto", "mock_aws"))
+
+
+def test_internals_work_against_a_running_emulator():
+    with EmbeddedAWS() as aws:
+        central = aws.account_ids["central"]
+        aws.admin_session("central").client("s3").create_bucket(Bucket="contract-bucket")
+        mi.s3_put("contract-bucket", "a/b.txt", b"hello", kms_key_id="alias/k")
+        mi.glue_create_database(central, aws.region, "db")
+        mi.glue_create_table(central, aws.region, "db", {
+            "Name": "t", "StorageDescriptor": {"Columns": [], "Location": "s3://contract-bucket/a"},
+            "PartitionKeys": [{"Name": "year", "Type": "string"}]})
+        added = mi.glue_add_partition(central, aws.region, "db", "t", ["2024"], "s3://contract-bucket/a/year=2024")
+
+        assert mi.s3_list("contract-bucket", "a/") == [("a/b.txt", 5)]
+        assert mi.s3_get("contract-bucket", "a/b.txt") == b"hello"
+        assert mi.s3_object_encryption("contract-bucket", "a/b.txt") == ("aws:kms", "alias/k")
+        assert mi.s3_bucket_owner("contract-bucket") == central
+        assert mi.s3_bucket_owner("no-such-bucket") is None
+        assert added and not mi.glue_add_partition(central, aws.region, "db", "t", ["2024"], "s3://x")
+        assert mi.glue_get_partitions(central, aws.region, "db", "t")[0]["Values"] == ["2024"]
+        assert mi.glue_get_table(central, aws.region, "db", "t")["Name"] == "t"
+        assert mi.glue_list_databases(central, aws.region) == ["db"]
+        assert mi.glue_get_database(aws.account_ids["consumer"], aws.region, "db") is None
+        assert mi.athena_workgroup(central, aws.region, "primary")["Name"] == "primary"
+        assert mi.athena_data_catalog(central, aws.region, "nope") is None
+        mi.s3_delete("contract-bucket", "a/b.txt")
+        mi.glue_delete_table(central, aws.region, "db", "t")
+        assert mi.s3_list("contract-bucket", "") == []
+        assert mi.glue_list_tables(central, aws.region, "db") == []
+        with pytest.raises(KeyError, match="no such object"):
+            mi.s3_get("contract-bucket", "a/b.txt")
+
+
+def test_routes_are_restored_after_the_emulator_stops():
+    import moto.backend_index as backend_index
+    import moto.sagemaker.urls as sagemaker_urls
+
+    patterns, paths = list(backend_index.backend_url_patterns), dict(sagemaker_urls.url_paths)
+    with EmbeddedAWS():
+        assert len(backend_index.backend_url_patterns) == len(patterns) + 1
+    assert backend_index.backend_url_patterns == patterns
+    assert sagemaker_urls.url_paths == paths
+
+
+def test_only_one_emulator_runs_at_a_time():
+    with EmbeddedAWS(), pytest.raises(RuntimeError, match="already installed"):
+        EmbeddedAWS().start()
