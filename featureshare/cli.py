@@ -247,6 +247,58 @@ def bootstrap_destroy(obj: Context, central_profile: str | None, consumer_profil
     _print_plan(obj, booted.destroy(force=force), "destroyed")
 
 
+@cli.group()
+def local() -> None:
+    """The embedded two-account AWS (moto + Feature Store runtime + Athena on DuckDB).
+
+    \b
+    Examples:
+      featureshare local serve            # then paste the printed export lines into another shell
+      featureshare local demo             # the whole cross-account job, offline
+    """
+
+
+@local.command("serve")
+@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--central-account", default="111111111111", show_default=True)
+@click.option("--consumer-account", default="222222222222", show_default=True)
+@click.pass_obj
+def local_serve(obj: Context, port: int | None, central_account: str, consumer_account: str) -> None:
+    """Serve the embedded AWS on 127.0.0.1 until interrupted; prints the `export` lines that use it.
+
+    Profiles `central-admin` and `consumer-admin` act as each account's administrator.
+
+    \b
+    Example:
+      eval "$(featureshare local serve --port 4566 & sleep 2)"; aws --profile consumer-admin sts get-caller-identity
+    """
+    import shlex
+    import signal
+    import threading
+
+    from featureshare.local import serve
+
+    aws = serve(port=port, accounts={"central": central_account, "consumer": consumer_account},
+                region=obj.region or "us-east-1")
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        if obj.as_json:
+            click.echo(json.dumps({"env": aws.env(), "accounts": aws.account_ids}))
+        else:
+            for key, value in aws.env().items():
+                click.echo(f"export {key}={shlex.quote(value)}")
+            click.echo(f"# embedded AWS at {aws.endpoint_url}; accounts {aws.account_ids}; Ctrl-C stops it",
+                       err=True)
+        sys.stdout.flush()
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        aws.stop()
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="featureshare")
