@@ -1,0 +1,620 @@
+"""High-throughput ingestion: DataFrames or iterables -> ``BatchWriteRecord`` (or ``PutRecord``), with a report.
+
+Pipeline, per chunk of at most ``chunk_size`` rows (so memory is bounded by the chunk size for iterables):
+
+1. convert each column to Feature Store strings, vectorised (:mod:`featureshare.values`); rows with a missing
+   record id or event time, or a value that cannot be converted, become failures with their row position;
+2. pack the remaining records 25 to a ``BatchWriteRecord`` call and send them from a thread pool of
+   ``max_in_flight`` workers, on a client whose connection pool is as large and whose own retries are off
+   (so the report's counts are honest);
+3. retry ``UnprocessedEntries``, per-entry errors and whole calls that failed with throttling, 5xx or an
+   expired token, with full-jitter exponential backoff, at most ``max_attempts`` sends per entry;
+4. report everything that finally failed (row position, record id, event time, error code, message) in
+   :class:`IngestReport` and, with ``failures_path``, in a Parquet or JSONL file. No record is dropped
+   silently.
+
+``on_error="raise"`` validates first and raises :class:`IngestionError` without sending anything when rows
+are invalid. For a DataFrame (or a list of DataFrames / dicts) this covers all the data; a one-shot iterator
+cannot be read twice, so there each chunk is validated before any of it is sent, and earlier chunks may
+already be written. Failures while sending are retried, the rest of the data is still written, and the
+error is raised at the end with the full report.
+
+Problems with a whole column (a column that is not a feature, naive datetimes without ``timezone=``) raise
+:class:`ValidationError` when the chunk holding them is reached; for a DataFrame that is before anything is sent.
+
+``processes=N`` spreads chunks over N spawned processes; each rebuilds the session from
+``session.to_spec()`` (an assumed role is assumed again in the worker, never replaced by the worker's own
+default credentials) and the group from its ARN.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import functools
+import logging
+import multiprocessing
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from featureshare.errors import IngestionError, ValidationError, error_code
+from featureshare.values import format_event_times, to_value_strings
+
+if TYPE_CHECKING:
+    from featureshare.groups import FeatureGroup
+    from featureshare.session import SessionSpec
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "MAX_BATCH", "IngestReport", "RowFailure", "ingest", "retryable"]
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 25
+DEFAULT_CHUNK_SIZE = 10_000
+RUNTIME_SERVICE = "sagemaker-featurestore-runtime"
+_RETRYABLE_CODES = frozenset({"ServiceUnavailable", "InternalFailure", "InternalServerError", "InternalError",
+                              "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
+                              "ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+_UNSUPPORTED_CODES = frozenset({"UnknownOperationException", "UnknownOperation", "InvalidAction",
+                                "NotImplemented", "NotImplementedException"})
+_TARGET_STORES = frozenset({"OnlineStore", "OfflineStore"})
+_FAILURE_COLUMNS = ["position", "record_id", "event_time", "code", "message"]
+
+
+def is_throttle(code: str) -> bool:
+    return code.startswith("Throttl") or code in ("TooManyRequestsException", "SlowDown",
+                                                  "ProvisionedThroughputExceededException")
+
+
+def retryable(code: str, status: int | None = None) -> bool:
+    """Whether an error code (or HTTP status) is worth retrying: throttling, 5xx, expired credentials."""
+    return is_throttle(code) or code in _RETRYABLE_CODES or (status is not None and status >= 500)
+
+
+@dataclass(frozen=True)
+class RowFailure:
+    """A record that was not written: its row position in the input (0-based, across chunks), ids, why."""
+
+    position: int
+    record_id: str | None
+    event_time: str | None
+    code: str
+    message: str
+
+
+@dataclass
+class IngestReport:
+    """What an ingestion did. ``retries`` counts re-sent requests, ``throttles`` throttling responses
+    (whole calls or single entries), ``calls`` every request sent."""
+
+    group: str
+    rows_seen: int = 0
+    rows_written: int = 0
+    failures: list[RowFailure] = field(default_factory=list)
+    retries: int = 0
+    throttles: int = 0
+    calls: int = 0
+    elapsed_s: float = 0.0
+    failures_path: str | None = None
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows_written / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def failures_frame(self) -> pd.DataFrame:
+        """The failures as a DataFrame (columns position, record_id, event_time, code, message)."""
+        return pd.DataFrame([vars(f) for f in self.failures], columns=_FAILURE_COLUMNS)
+
+    def merge(self, other: IngestReport) -> None:
+        self.rows_seen += other.rows_seen
+        self.rows_written += other.rows_written
+        self.failures.extend(other.failures)
+        self.retries += other.retries
+        self.throttles += other.throttles
+        self.calls += other.calls
+
+    def summary(self) -> str:
+        return (f"{self.group}: {self.rows_written}/{self.rows_seen} rows written, {self.failed} failed, "
+                f"{self.retries} retries, {self.throttles} throttles, {self.elapsed_s:.2f}s "
+                f"({self.rows_per_s:,.0f} rows/s)")
+
+
+@dataclass(frozen=True)
+class _Options:
+    max_in_flight: int
+    batch: bool
+    target_stores: tuple[str, ...] | None
+    ttl: dict[str, Any] | None
+    timezone: Any
+    chunk_size: int
+    max_attempts: int
+    base_delay: float
+    max_delay: float
+    seed: int | None
+
+
+@dataclass
+class _Entry:
+    position: int
+    record_id: str | None
+    event_time: str | None
+    record: list[dict[str, str]]
+
+
+# -------------------------------------------------------------------------------------------- preparing
+
+def _chunks(data: Any, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """DataFrame slices of at most ``chunk_size`` rows from a DataFrame or an iterable of DataFrames/dicts."""
+    if isinstance(data, pd.DataFrame):
+        for start in range(0, len(data), chunk_size):
+            yield data.iloc[start:start + chunk_size]
+        return
+    if isinstance(data, Mapping | str | bytes) or not isinstance(data, Iterable):
+        raise ValidationError(f"cannot ingest a {type(data).__name__}", field="data", value=type(data).__name__,
+                              hint="pass a DataFrame, an iterable of DataFrames, or an iterable of dicts")
+    rows: list[Mapping[str, Any]] = []
+    for item in data:
+        if isinstance(item, pd.DataFrame):
+            if rows:
+                yield pd.DataFrame.from_records(rows)
+                rows = []
+            yield from _chunks(item, chunk_size)
+        elif isinstance(item, Mapping):
+            rows.append(item)
+            if len(rows) >= chunk_size:
+                yield pd.DataFrame.from_records(rows)
+                rows = []
+        else:
+            raise ValidationError(f"cannot ingest an item of type {type(item).__name__}", field="data",
+                                  value=type(item).__name__, hint="items must be DataFrames or dicts")
+    if rows:
+        yield pd.DataFrame.from_records(rows)
+
+
+def _check_columns(chunk: pd.DataFrame, group: FeatureGroup) -> None:
+    features = group.features
+    unknown = [str(c) for c in chunk.columns if c not in features]
+    missing = [c for c in (group.record_id, group.event_time) if c not in chunk.columns]
+    problems = [f"column {c!r} is not a feature of {group.name}" for c in unknown]
+    problems += [f"column {c!r} (the {'record id' if c == group.record_id else 'event time'}) is missing"
+                 for c in missing]
+    if problems:
+        raise ValidationError(f"data does not fit feature group {group.name!r}: " + "; ".join(problems),
+                              field="columns", value=unknown or missing, problems=problems,
+                              hint="drop extra columns, or add the features (ensure_group(add_features=True))")
+
+
+def prepare(chunk: pd.DataFrame, group: FeatureGroup, *, start: int, timezone: Any = None
+            ) -> tuple[list[_Entry], list[RowFailure]]:
+    """Convert a chunk to records (vectorised per column); rows that cannot be sent become failures."""
+    _check_columns(chunk, group)
+    features = group.features
+    names: list[str] = []
+    columns: list[Any] = []
+    row_errors: dict[int, list[str]] = defaultdict(list)
+    for column in chunk.columns:
+        name = str(column)
+        if name == group.event_time:
+            converted = format_event_times(chunk[column], kind=features[name], timezone=timezone, column=name)
+        else:
+            converted = to_value_strings(chunk[column], features[name], timezone=timezone, column=name)
+        for i in pd.notna(converted.errors).nonzero()[0].tolist():
+            row_errors[i].append(f"{name}: {converted.errors[i]}")
+        names.append(name)
+        columns.append(converted.values)
+    id_at, time_at = names.index(group.record_id), names.index(group.event_time)
+    entries: list[_Entry] = []
+    failures: list[RowFailure] = []
+    # The one per-row loop: rows of plain Python strings, zipped from the converted columns.
+    for i, row in enumerate(zip(*(c.tolist() for c in columns), strict=True)):
+        record_id, event_time = row[id_at], row[time_at]
+        if record_id is None or event_time is None or i in row_errors:
+            failures.append(_invalid_row(start + i, record_id, event_time, row_errors.get(i)))
+            continue
+        record = [{"FeatureName": n, "ValueAsString": v} for n, v in zip(names, row, strict=True) if v is not None]
+        entries.append(_Entry(start + i, record_id, event_time, record))
+    return entries, failures
+
+
+def _invalid_row(position: int, record_id: str | None, event_time: str | None,
+                 problems: list[str] | None) -> RowFailure:
+    if problems:
+        return RowFailure(position, record_id, event_time, "InvalidValue", "; ".join(problems))
+    if record_id is None:
+        return RowFailure(position, None, event_time, "MissingRecordIdentifier", "the record id is missing")
+    return RowFailure(position, record_id, None, "MissingEventTime", "the event time is missing")
+
+
+# ---------------------------------------------------------------------------------------------- sending
+
+class _Sender:
+    """Sends batches of entries with retries; thread-safe counters; one per ingestion."""
+
+    def __init__(self, group: FeatureGroup, options: _Options) -> None:
+        self.group = group
+        self.options = options
+        self.client = group.store.session.client(
+            RUNTIME_SERVICE, max_pool_connections=max(10, options.max_in_flight),
+            retries={"total_max_attempts": 1, "mode": "standard"})  # we retry (and count) ourselves
+        self.use_batch = options.batch and hasattr(self.client, "batch_write_record")
+        self.lock = threading.Lock()
+        self.written = 0
+        self.retries = 0
+        self.throttles = 0
+        self.calls = 0
+        self._seed = options.seed
+
+    def _count(self, *, written: int = 0, retries: int = 0, throttles: int = 0, calls: int = 0) -> None:
+        with self.lock:
+            self.written += written
+            self.retries += retries
+            self.throttles += throttles
+            self.calls += calls
+
+    def _sleep(self, rng: random.Random, attempt: int) -> None:
+        # Full jitter (AWS architecture blog): spreads the retries of many threads apart.
+        time.sleep(rng.uniform(0, min(self.options.max_delay, self.options.base_delay * 2 ** attempt)))
+
+    def _entry_request(self, entry: _Entry) -> dict[str, Any]:
+        request: dict[str, Any] = {"FeatureGroupName": self.group.arn, "Record": entry.record}
+        if self.options.target_stores:
+            request["TargetStores"] = list(self.options.target_stores)
+        return request
+
+    def send(self, entries: list[_Entry], batch_index: int) -> list[RowFailure]:
+        rng = random.Random(None if self._seed is None else self._seed * 1_000_003 + batch_index)
+        if self.use_batch:
+            failures, unsupported = self._send_batch(entries, rng)
+            if not unsupported:
+                return failures
+            logger.warning("BatchWriteRecord is not available here; falling back to PutRecord")
+            self.use_batch = False
+        failures = []
+        for entry in entries:
+            failure = self._send_put(entry, rng)
+            if failure is not None:
+                failures.append(failure)
+        return failures
+
+    def _send_batch(self, entries: list[_Entry], rng: random.Random) -> tuple[list[RowFailure], bool]:
+        by_key: dict[Any, list[_Entry]] = defaultdict(list)
+        for entry in entries:
+            by_key[_record_key(entry.record)].append(entry)
+        pending = entries
+        failures: list[RowFailure] = []
+        extra = {"TtlDuration": self.options.ttl} if self.options.ttl else {}
+        for attempt in range(self.options.max_attempts):
+            if attempt:
+                self._count(retries=1)
+                self._sleep(rng, attempt)
+            self._count(calls=1)
+            try:
+                reply = self.client.batch_write_record(
+                    Entries=[self._entry_request(e) for e in pending], **extra)
+            except ClientError as exc:
+                code, status = error_code(exc), exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if code in _UNSUPPORTED_CODES and not failures and attempt == 0:
+                    return [], True
+                if is_throttle(code):
+                    self._count(throttles=1)
+                if not retryable(code, status) or attempt == self.options.max_attempts - 1:
+                    message = exc.response.get("Error", {}).get("Message", str(exc))
+                    return failures + [_failure(e, code or str(status), message) for e in pending], False
+                continue
+            except (BotoConnectionError, HTTPClientError) as exc:
+                if attempt == self.options.max_attempts - 1:
+                    return failures + [_failure(e, type(exc).__name__, str(exc)) for e in pending], False
+                continue
+            errors, unprocessed = reply.get("Errors", []), reply.get("UnprocessedEntries", [])
+            self._count(written=len(pending) - len(errors) - len(unprocessed))
+            retry: list[_Entry] = []
+            for error in errors:
+                entry = _take(by_key, error.get("Entry", {}))
+                code = error.get("ErrorCode", "")
+                if is_throttle(code):
+                    self._count(throttles=1)
+                if retryable(code):
+                    retry.append(entry)
+                else:
+                    failures.append(_failure(entry, code, error.get("ErrorMessage", "")))
+            retry += [_take(by_key, u) for u in unprocessed]
+            for entry in retry:
+                by_key[_record_key(entry.record)].append(entry)
+            pending = retry
+            if not pending:
+                return failures, False
+        return failures + [_failure(e, "Unprocessed", f"still unprocessed after {self.options.max_attempts} "
+                                                      "attempts") for e in pending], False
+
+    def _send_put(self, entry: _Entry, rng: random.Random) -> RowFailure | None:
+        request = self._entry_request(entry)
+        if self.options.ttl:
+            request["TtlDuration"] = self.options.ttl
+        for attempt in range(self.options.max_attempts):
+            if attempt:
+                self._count(retries=1)
+                self._sleep(rng, attempt)
+            self._count(calls=1)
+            try:
+                self.client.put_record(**request)
+            except ClientError as exc:
+                code, status = error_code(exc), exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if is_throttle(code):
+                    self._count(throttles=1)
+                if not retryable(code, status) or attempt == self.options.max_attempts - 1:
+                    return _failure(entry, code or str(status), exc.response.get("Error", {}).get("Message", ""))
+                continue
+            except (BotoConnectionError, HTTPClientError) as exc:
+                if attempt == self.options.max_attempts - 1:
+                    return _failure(entry, type(exc).__name__, str(exc))
+                continue
+            self._count(written=1)
+            return None
+        raise AssertionError("unreachable: the last attempt returns")
+
+
+def _take(by_key: dict[Any, list[_Entry]], returned: Mapping[str, Any]) -> _Entry:
+    """The entry we sent that a returned (errored or unprocessed) entry echoes."""
+    candidates = by_key.get(_record_key(returned.get("Record", [])))
+    if not candidates:
+        # The service echoed an entry we did not send (or twice): a service bug, but never lose a row over it.
+        raise IngestionError(f"BatchWriteRecord returned an entry that was not sent: {returned!r}")
+    return candidates.pop()
+
+
+def _record_key(record: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, str], ...]:
+    return tuple((v["FeatureName"], v.get("ValueAsString", "")) for v in record)
+
+
+def _failure(entry: _Entry, code: str, message: str) -> RowFailure:
+    return RowFailure(entry.position, entry.record_id, entry.event_time, code, message)
+
+
+# -------------------------------------------------------------------------------------------- ingestion
+
+def _options(group: FeatureGroup, max_in_flight: int, batch: bool, target_stores: Sequence[str] | None,
+             ttl: dt.timedelta | None, timezone: Any, chunk_size: int, max_attempts: int, base_delay: float,
+             max_delay: float, seed: int | None, on_error: str, failures_path: str | Path | None,
+             processes: int | None) -> _Options:
+    from featureshare.groups import Problem, raise_problems, ttl_duration
+
+    problems = []
+    if not isinstance(max_in_flight, int) or max_in_flight < 1:
+        problems.append(Problem("max_in_flight", max_in_flight, "must be a positive integer"))
+    if on_error not in ("report", "raise"):
+        problems.append(Problem("on_error", on_error, "must be 'report' or 'raise'"))
+    stores = tuple(target_stores) if target_stores is not None else None
+    if stores is not None and (not stores or not set(stores) <= _TARGET_STORES):
+        problems.append(Problem("target_stores", target_stores, "a non-empty subset of OnlineStore, OfflineStore"))
+    if ttl is not None and (not isinstance(ttl, dt.timedelta) or ttl.total_seconds() < 1 or ttl.microseconds):
+        problems.append(Problem("ttl", ttl, "must be a timedelta of whole seconds, at least 1 second"))
+    elif ttl is not None and not group.online_enabled:
+        problems.append(Problem("ttl", ttl, f"{group.name} has no online store, so a TTL means nothing"))
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        problems.append(Problem("chunk_size", chunk_size, "must be a positive integer"))
+    if not isinstance(max_attempts, int) or max_attempts < 1:
+        problems.append(Problem("max_attempts", max_attempts, "must be a positive integer"))
+    if failures_path is not None and Path(failures_path).suffix.lower() not in (".parquet", ".pq", ".jsonl",
+                                                                                ".ndjson", ".json"):
+        problems.append(Problem("failures_path", str(failures_path), "must end in .parquet or .jsonl"))
+    if processes is not None and (not isinstance(processes, int) or processes < 1):
+        problems.append(Problem("processes", processes, "must be a positive integer"))
+    raise_problems("invalid ingest options", problems)
+    return _Options(max_in_flight, batch, stores, ttl_duration(ttl) if ttl else None, timezone, chunk_size,
+                    max_attempts, base_delay, max_delay, seed)
+
+
+def ingest(
+    group: FeatureGroup,
+    data: pd.DataFrame | Iterable[pd.DataFrame] | Iterable[Mapping[str, Any]],
+    *,
+    max_in_flight: int = 8,
+    batch: bool = True,
+    target_stores: Sequence[str] | None = None,
+    ttl: dt.timedelta | None = None,
+    progress: bool | None = None,
+    failures_path: str | Path | None = None,
+    on_error: str = "report",
+    timezone: Any = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    processes: int | None = None,
+    max_attempts: int = 8,
+    base_delay: float = 0.05,
+    max_delay: float = 5.0,
+    seed: int | None = None,
+) -> IngestReport:
+    """Write ``data`` into ``group``; return an :class:`IngestReport` (see the module docstring).
+
+    ``timezone`` is required for naive datetimes and offset-less timestamp strings (never guessed).
+    ``target_stores`` limits writes to ``["OnlineStore"]`` or ``["OfflineStore"]``; ``ttl`` sets a per-record
+    online TTL. ``progress=True`` shows a tqdm bar. ``seed`` makes backoff jitter reproducible.
+
+    >>> report = group.ingest(df, max_in_flight=16, failures_path="failed.parquet")  # doctest: +SKIP
+    >>> report.rows_written, report.failed  # doctest: +SKIP
+    (20000, 0)
+    """
+    options = _options(group, max_in_flight, batch, target_stores, ttl, timezone, chunk_size, max_attempts,
+                       base_delay, max_delay, seed, on_error, failures_path, processes)
+    started = time.monotonic()
+    report = IngestReport(group=group.name)
+    if on_error == "raise" and isinstance(data, pd.DataFrame | list | tuple):
+        _validate_all(group, data, options, report)
+    if processes is not None and processes > 1:
+        _ingest_processes(group, data, options, processes, report, progress, on_error)
+    else:
+        _ingest_threads(group, data, options, report, progress, on_error)
+    report.elapsed_s = time.monotonic() - started
+    report.failures.sort(key=lambda f: f.position)
+    if failures_path is not None:
+        report.failures_path = str(write_failures(report, failures_path))
+    logger.info("ingest %s", report.summary())
+    if on_error == "raise" and report.failures:
+        raise IngestionError(f"{report.failed} of {report.rows_seen} records were not written to {group.name}",
+                             report=report, hint="see error.report.failures")
+    return report
+
+
+def _validate_all(group: FeatureGroup, data: Any, options: _Options, report: IngestReport) -> None:
+    """Convert everything once without sending; raise if any row is invalid (nothing has been sent)."""
+    start = 0
+    failures: list[RowFailure] = []
+    for chunk in _chunks(data, options.chunk_size):
+        failures += prepare(chunk, group, start=start, timezone=options.timezone)[1]
+        start += len(chunk)
+    if failures:
+        report.rows_seen = start
+        report.failures = failures
+        raise IngestionError(f"{len(failures)} of {start} rows are invalid; nothing was sent to {group.name}",
+                             report=report, hint="see error.report.failures")
+
+
+def _progress_bar(progress: bool | None, data: Any) -> Any:
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=len(data) if isinstance(data, pd.DataFrame) else None, unit="rows", desc="ingest")
+
+
+def _ingest_threads(group: FeatureGroup, data: Any, options: _Options, report: IngestReport,
+                    progress: bool | None, on_error: str) -> None:
+    sender = _Sender(group, options)
+    bar = _progress_bar(progress, data)
+    # At most 2 batches queued per worker: memory stays bounded however large the input.
+    slots = threading.BoundedSemaphore(options.max_in_flight * 2)
+    futures: list[cf.Future[list[RowFailure]]] = []
+    batch_index = 0
+    start = 0
+
+    def release(fut: cf.Future[Any], size: int) -> None:
+        slots.release()
+        if bar is not None:
+            bar.update(size)
+
+    with cf.ThreadPoolExecutor(max_workers=options.max_in_flight, thread_name_prefix="ingest") as pool:
+        for chunk in _chunks(data, options.chunk_size):
+            entries, invalid = prepare(chunk, group, start=start, timezone=options.timezone)
+            report.rows_seen += len(chunk)
+            start += len(chunk)
+            report.failures += invalid
+            if invalid and on_error == "raise":
+                break  # this chunk (of a one-shot iterator) is not sent; see the module docstring
+            for offset in range(0, len(entries), MAX_BATCH):
+                slots.acquire()
+                future = pool.submit(sender.send, entries[offset:offset + MAX_BATCH], batch_index)
+                batch_index += 1
+                size = len(entries[offset:offset + MAX_BATCH])
+                future.add_done_callback(lambda f, n=size: release(f, n))
+                futures.append(future)
+            futures = _collect_done(futures, report)
+        for future in futures:
+            report.failures += future.result()
+    if bar is not None:
+        bar.close()
+    report.rows_written += sender.written
+    report.retries += sender.retries
+    report.throttles += sender.throttles
+    report.calls += sender.calls
+
+
+def _collect_done(futures: list[cf.Future[list[RowFailure]]], report: IngestReport) -> list[cf.Future[Any]]:
+    pending = []
+    for future in futures:
+        if future.done():
+            report.failures += future.result()
+        else:
+            pending.append(future)
+    return pending
+
+
+def write_failures(report: IngestReport, path: str | Path) -> Path:
+    """Write ``report.failures`` as Parquet (``.parquet``/``.pq``) or JSON lines (``.jsonl``/``.ndjson``)."""
+    target = Path(path)
+    frame = report.failures_frame().astype({"position": "int64", "record_id": "str", "event_time": "str",
+                                            "code": "str", "message": "str"})
+    if target.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(target, index=False)
+    else:
+        frame.to_json(target, orient="records", lines=True)
+    return target
+
+
+# -------------------------------------------------------------------------------------------- processes
+
+@dataclass(frozen=True)
+class _WorkerTask:
+    spec: SessionSpec
+    group_arn: str
+    chunk: pd.DataFrame
+    start: int
+    options: _Options
+
+
+@functools.lru_cache(maxsize=4)
+def _worker_group(spec: SessionSpec, group_arn: str) -> FeatureGroup:
+    """In a worker process: the session rebuilt from its spec and the group, once per process (a process-local
+    cache, so later chunks reuse the refreshing credentials and the clients)."""
+    from featureshare.groups import FeatureStore
+    from featureshare.session import AccountSession
+
+    return FeatureStore(AccountSession.from_spec(spec)).group(group_arn)
+
+
+def _worker(task: _WorkerTask) -> IngestReport:
+    """Runs in a spawned process: ingest one chunk with threads, on the session rebuilt from its spec."""
+    group = _worker_group(task.spec, task.group_arn)
+    report = IngestReport(group=group.name)
+    _ingest_threads(group, task.chunk, task.options, report, progress=False, on_error="report")
+    report.failures = [RowFailure(f.position + task.start, f.record_id, f.event_time, f.code, f.message)
+                       for f in report.failures]
+    return report
+
+
+def _ingest_processes(group: FeatureGroup, data: Any, options: _Options, processes: int, report: IngestReport,
+                      progress: bool | None, on_error: str) -> None:
+    spec = group.store.session.to_spec()
+    bar = _progress_bar(progress, data)
+    context = multiprocessing.get_context("spawn")  # fork would copy a session that is not fork-safe
+    with cf.ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        pending: set[cf.Future[IngestReport]] = set()
+        start = 0
+        for chunk in _chunks(data, options.chunk_size):
+            if on_error == "raise":
+                invalid = prepare(chunk, group, start=start, timezone=options.timezone)[1]
+                if invalid:
+                    report.rows_seen += len(chunk)
+                    report.failures += invalid
+                    break
+            if len(pending) >= processes * 2:  # bounded: at most two chunks queued per process
+                done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                _merge_done(done, report, bar)
+            pending.add(pool.submit(_worker, _WorkerTask(spec, group.arn, chunk, start, options)))
+            start += len(chunk)
+        _merge_done(cf.wait(pending).done, report, bar)
+    if bar is not None:
+        bar.close()
+
+
+def _merge_done(done: Iterable[cf.Future[IngestReport]], report: IngestReport, bar: Any) -> None:
+    for future in done:
+        part = future.result()
+        report.merge(part)
+        if bar is not None:
+            bar.update(part.rows_seen)
