@@ -1,5 +1,28 @@
-"""featureshare: share Amazon SageMaker Feature Store across AWS accounts."""
+"""featureshare: share Amazon SageMaker Feature Store across AWS accounts.
+
+The main entry points::
+
+    from featureshare import assume_role, FeatureStore, GroupSpec, TrainingSet
+"""
 
 from featureshare._version import __version__
+from featureshare.config import Topology, load_topology
+from featureshare.errors import FeatureshareError
+from featureshare.groups import Feature, FeatureGroup, FeatureStore, FeatureType, GroupSpec
+from featureshare.ingest import IngestReport
+from featureshare.session import AccountSession, assume_role
 
-__all__ = ["__version__"]
+__all__ = [
+    "AccountSession",
+    "Feature",
+    "FeatureGroup",
+    "FeatureStore",
+    "FeatureType",
+    "FeatureshareError",
+    "GroupSpec",
+    "IngestReport",
+    "Topology",
+    "__version__",
+    "assume_role",
+    "load_topology",
+]
