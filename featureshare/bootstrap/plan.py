@@ -223,7 +223,8 @@ class Bootstrap:
         for arn in consumer.execution_role_arns:
             if self.create_execution_roles:
                 items.append(IamRole(name, _role_name(arn), trust=_execution_role_trust(consumer.account_id),
-                                     description="featureshare: consumer execution role (created by bootstrap)"))
+                                     description="featureshare: consumer execution role (created by bootstrap)",
+                                     role_tags={"team": consumer.team}))
             items.append(IamRolePolicy(name, "featureshare-consumer", role=_role_name(arn),
                                        document=lambda n=name: self._document(f"consumer-execution-role-policy[{n}]")))
             if f"consumer-execution-role-training-key[{name}]" in self.documents():

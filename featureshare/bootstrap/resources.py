@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,13 +100,19 @@ class IamRole(Resource):
     trust: Document | Deferred = field(default_factory=dict)
     description: str = ""
     max_session_seconds: int = 3600
+    #: extra role tags (principal tags of its sessions, e.g. ``team`` for the central trust's TagSession rule)
+    role_tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.kind = "iam-role"
 
+    def _all_tags(self) -> dict[str, str]:
+        return {**self.role_tags, **_tags()}
+
     def desired(self) -> Document:
         trust = self.trust() if callable(self.trust) else self.trust
-        return {"trust": canonical(trust), "max_session_seconds": self.max_session_seconds, "tags": _tags()}
+        return {"trust": canonical(trust), "max_session_seconds": self.max_session_seconds,
+                "tags": self._all_tags()}
 
     def read(self, session: AccountSession) -> Document | None:
         iam = session.client("iam")
@@ -124,14 +130,15 @@ class IamRole(Resource):
         state = self.desired()
         session.client("iam").create_role(
             RoleName=self.name, AssumeRolePolicyDocument=json.dumps(state["trust"]), Description=self.description,
-            MaxSessionDuration=self.max_session_seconds, Tags=[{"Key": k, "Value": v} for k, v in _tags().items()])
+            MaxSessionDuration=self.max_session_seconds,
+            Tags=[{"Key": k, "Value": v} for k, v in self._all_tags().items()])
 
     def update(self, session: AccountSession, current: Document) -> None:
         iam = session.client("iam")
         state = self.desired()
         iam.update_assume_role_policy(RoleName=self.name, PolicyDocument=json.dumps(state["trust"]))
         iam.update_role(RoleName=self.name, MaxSessionDuration=self.max_session_seconds)
-        iam.tag_role(RoleName=self.name, Tags=[{"Key": k, "Value": v} for k, v in _tags().items()])
+        iam.tag_role(RoleName=self.name, Tags=[{"Key": k, "Value": v} for k, v in self._all_tags().items()])
 
     def delete(self, session: AccountSession) -> None:
         iam = session.client("iam")
@@ -413,7 +420,9 @@ class GlueResourcePolicy(Resource):
         session.client("glue").delete_resource_policy()
 
     def managed(self, current: Document) -> bool:
-        return any(str(s.get("Sid", "")).startswith("FeatureShare")
+        # Ours when it carries a statement of the rendered template (its Sids do not share a prefix).
+        ours = {str(s.get("Sid", "")) for s in self.desired()["policy"].get("Statement", [])} - {""}
+        return any(str(s.get("Sid", "")) in ours or str(s.get("Sid", "")).startswith("FeatureShare")
                    for s in current.get("policy", {}).get("Statement", []))
 
 

@@ -16,9 +16,13 @@ Example::
 Accounts are real moto accounts: each gets an IAM user ``admin`` with an access key, so requests are routed
 by access key (assumed-role keys belong to the role's account). ``MOTO_ACCOUNT_ID`` is never set.
 
-Emulation limits: only one ``EmbeddedAWS`` may run at a time in a process (moto's state is global); trust,
-bucket and key policies are not enforced by this module; see ``featurestore``, ``featurestore_runtime`` and
-``offline_store`` for the Feature Store's limits.
+IAM is enforced (``enforce_iam=True``, the default; ``aws.enforce_iam = False`` switches it off) for every
+principal except the account admins, which stay all-powerful like an account root: trust policies on
+AssumeRole, identity policies of roles and users, and bucket / Glue / key policies across accounts -- see
+``policy_enforcement`` for what is mapped and its limits.
+
+Emulation limits: only one ``EmbeddedAWS`` may run at a time in a process (moto's state is global); see
+``featurestore``, ``featurestore_runtime`` and ``offline_store`` for the Feature Store's limits.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from featureshare.local.faults import FaultConfig, FaultInjector
 from featureshare.local.featurestore import FeatureStore
 from featureshare.local.featurestore_runtime import FeatureStoreRuntime
 from featureshare.local.offline_store import OfflineStore
+from featureshare.local.policy_enforcement import PolicyEnforcer
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +84,7 @@ class EmbeddedAWS:
     """A running embedded AWS; use as a context manager (or ``start()``/``stop()``)."""
 
     def __init__(self, accounts: dict[str, str] | None = None, region: str = DEFAULT_REGION,
-                 server: bool = False, port: int | None = None) -> None:
+                 server: bool = False, port: int | None = None, enforce_iam: bool = True) -> None:
         self.account_ids: dict[str, str] = _check_accounts(accounts or DEFAULT_ACCOUNTS)
         self.region = region
         self.server = server
@@ -94,7 +99,18 @@ class EmbeddedAWS:
         self.feature_store = FeatureStore()
         self.offline_store = OfflineStore(clock=self.feature_store.clock)
         self._runtime = FeatureStoreRuntime(self.feature_store, self.offline_store, self.faults)
+        self.policy = PolicyEnforcer(self.feature_store, lambda: [key for key, _ in self._keys.values()],
+                                     enabled=enforce_iam)
         self._running = False
+
+    @property
+    def enforce_iam(self) -> bool:
+        """Whether non-admin principals are held to their policies (switchable while running)."""
+        return self.policy.enabled
+
+    @enforce_iam.setter
+    def enforce_iam(self, value: bool) -> None:
+        self.policy.enabled = bool(value)
 
     # ---------------------------------------------------------------- lifecycle
     def __enter__(self) -> EmbeddedAWS:
@@ -114,6 +130,7 @@ class EmbeddedAWS:
         mi.install_routes(featurestore_runtime=self._runtime.handle, sagemaker=self.feature_store.handle_sagemaker)
         try:
             mi.set_offline_flusher(self.offline_store.flush)
+            mi.set_request_filter(self.policy.filter)
             if self.server:
                 mi.reset_backends()
                 self._server, port = mi.start_server("127.0.0.1", self._port)
@@ -141,6 +158,7 @@ class EmbeddedAWS:
 
     def _teardown(self) -> None:
         mi.set_offline_flusher(None)
+        mi.set_request_filter(None)
         try:
             if self._mock is not None:
                 mi.stop_in_process(self._mock)
@@ -230,10 +248,10 @@ class EmbeddedAWS:
 
 
 def serve(port: int | None = None, accounts: dict[str, str] | None = None,
-          region: str = DEFAULT_REGION) -> EmbeddedAWS:
+          region: str = DEFAULT_REGION, enforce_iam: bool = True) -> EmbeddedAWS:
     """Start a server-mode EmbeddedAWS on 127.0.0.1 (``port`` None = a free port) and return it running.
 
     The caller (``featureshare local serve``) prints ``export`` lines from ``aws.env()`` and calls
     ``aws.stop()`` when interrupted.
     """
-    return EmbeddedAWS(accounts=accounts, region=region, server=True, port=port).start()
+    return EmbeddedAWS(accounts=accounts, region=region, server=True, port=port, enforce_iam=enforce_iam).start()

@@ -26,6 +26,19 @@ Glue (per account and region; dicts have the boto3 shapes)
 Athena bookkeeping (moto's own)
     ``athena_workgroup(account, region, name) -> dict | None``   like ``get_work_group()["WorkGroup"]``
     ``athena_data_catalog(account, region, name) -> dict | None`` Name, Type, Parameters
+    UpdateWorkGroup, UpdateDataCatalog, DeleteDataCatalog (unimplemented in moto 5.2.5) are answered over
+    moto's athena backend state by ``ATHENA_GAP_ACTIONS`` (``InvalidRequestException`` when not found)
+Principals and policies (for ``policy_enforcement``)
+    ``caller_of_access_key(key) -> Caller | None``       IAM user or assumed-role session of an access key
+    ``iam_role(account, name) -> dict | None``           Arn, Trust, Tags, Policies [(name, document)]
+    ``iam_user_policies(account, user) -> list``         inline + attached policies of a user
+    ``s3_bucket_policy(bucket)``, ``s3_bucket_kms_key(bucket)``, ``glue_catalog_policy(account, region)``
+    ``kms_key(account, region, id|arn|alias) -> (arn, key policy) | None``, ``kms_key_id_of_ciphertext(blob)``
+Request filter (both modes)
+    ``set_request_filter(filter)``: every signed request goes through ``filter(RawRequest, proceed)``
+    (wraps moto's in-process ``botocore_stubber.process_request`` and the server's
+    ``DomainDispatcherApplication.__call__`` while routes are installed). moto's own condition-blind
+    bucket-policy check (``FakeBucket.get_permission``) is neutral meanwhile; enforcement replaces it.
 Offline store
     ``flush_offline_writes() -> None``   writes buffered Feature Store offline rows to S3 + Glue partitions
 Athena API hook
@@ -270,6 +283,78 @@ def athena_data_catalog(account: str, region: str, name: str) -> dict[str, Any] 
         return _athena(account, region).get_data_catalog(name)  # type: ignore[no-any-return]
 
 
+_WORKGROUP_RESULT_REMOVALS = {"RemoveOutputLocation": "OutputLocation",
+                              "RemoveEncryptionConfiguration": "EncryptionConfiguration",
+                              "RemoveExpectedBucketOwner": "ExpectedBucketOwner",
+                              "RemoveAclConfiguration": "AclConfiguration"}
+
+
+class AthenaGapError(Exception):
+    """An Athena ``InvalidRequestException`` raised by the actions moto 5.2.5 does not implement."""
+
+
+def athena_update_work_group(account: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    """UpdateWorkGroup over moto's workgroup (moto 5.2.5 lacks it): Description, State, ConfigurationUpdates.
+
+    Limits: ``CustomerContentEncryptionConfiguration``, ``ManagedQueryResultsConfigurationUpdates`` and the
+    Spark-only fields are stored as given, not validated.
+    """
+    with _LOCK:
+        group = _athena(account, region).work_groups.get(params.get("WorkGroup", ""))
+        if group is None:
+            raise AthenaGapError(f"WorkGroup {params.get('WorkGroup')} is not found.")
+        if "Description" in params:
+            group.description = params["Description"]
+        if "State" in params:
+            group.state = params["State"]
+        updates = dict(params.get("ConfigurationUpdates") or {})
+        result_updates = dict(updates.pop("ResultConfigurationUpdates", None) or {})
+        config = group.configuration
+        if updates.pop("RemoveBytesScannedCutoffPerQuery", False):
+            config.pop("BytesScannedCutoffPerQuery", None)
+        config.update(updates)
+        result = dict(config.get("ResultConfiguration") or {})
+        for flag, name in _WORKGROUP_RESULT_REMOVALS.items():
+            if result_updates.pop(flag, False):
+                result.pop(name, None)
+        result.update(result_updates)
+        config["ResultConfiguration"] = result
+        return {}
+
+
+def athena_delete_data_catalog(account: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    """DeleteDataCatalog (moto 5.2.5 lacks it); its tags go too. Returns the deleted catalog."""
+    with _LOCK:
+        backend = _athena(account, region)
+        name = params.get("Name", "")
+        catalog = backend.data_catalogs.pop(name, None)
+        if catalog is None:
+            raise AthenaGapError(f"Catalog {name} is not found.")
+        backend.tagger.delete_all_tags_for_resource(catalog.arn)
+        return {"DataCatalog": {"Name": catalog.name, "Type": catalog.type, "Status": "DELETE_COMPLETE"}}
+
+
+def athena_update_data_catalog(account: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    """UpdateDataCatalog (moto 5.2.5 lacks it): Type, Description and Parameters replace the stored ones."""
+    with _LOCK:
+        catalog = _athena(account, region).data_catalogs.get(params.get("Name", ""))
+        if catalog is None:
+            raise AthenaGapError(f"Catalog {params.get('Name')} is not found.")
+        catalog.type = params.get("Type", catalog.type)
+        if "Description" in params:
+            catalog.description = params["Description"]
+        if "Parameters" in params:
+            catalog.parameters = params["Parameters"]
+        return {}
+
+
+#: Athena actions moto 5.2.5 leaves unimplemented, answered here over moto's own state.
+ATHENA_GAP_ACTIONS: dict[str, Callable[[str, str, dict[str, Any]], dict[str, Any]]] = {
+    "UpdateWorkGroup": athena_update_work_group, "DeleteDataCatalog": athena_delete_data_catalog,
+    "UpdateDataCatalog": athena_update_data_catalog,
+}
+
+
 # --------------------------------------------------------------------------------------------------- offline
 
 _flusher: Callable[[], None] | None = None
@@ -319,6 +404,130 @@ def reset_backends() -> None:
         BackendDict.reset()
 
 
+# --------------------------------------------------------------------------------------------------- principals
+
+@dataclass(frozen=True)
+class Caller:
+    """Who signed a request: an IAM user or an assumed-role session (``role_arn`` set)."""
+
+    access_key_id: str
+    account: str
+    arn: str
+    role_arn: str = ""
+    user_name: str = ""
+
+
+def _iam(account: str) -> Any:
+    return _backend_dict("iam")[account][PARTITION]
+
+
+def _documents(policies: dict[str, str], managed: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    out = [(name, json.loads(unquote(doc) if doc.lstrip().startswith("%") else doc))
+           for name, doc in policies.items()]
+    for arn, policy in managed.items():
+        version = next((v for v in policy.versions if v.is_default), None)
+        if version is not None and version.document:
+            out.append((arn, json.loads(version.document)))
+    return out
+
+
+def _tag_list(tags: Any) -> list[dict[str, str]]:
+    # moto keeps role tags as a list of {"Key", "Value"} (other IAM entities: a dict keyed by lower-case key)
+    return list(tags.values()) if isinstance(tags, dict) else list(tags or [])
+
+
+def caller_of_access_key(access_key_id: str) -> Caller | None:
+    """The user or assumed-role session owning ``access_key_id``; ``None`` for keys moto does not know."""
+    with _LOCK:
+        account = account_of_access_key(access_key_id)
+        iam = _iam(account)
+        key = iam.access_keys.get(access_key_id)
+        if key is None:
+            return None
+        if getattr(key, "role_arn", None):
+            sts = _backend_dict("sts")[account][PARTITION]
+            assumed = sts.get_assumed_role_from_access_key(access_key_id)
+            if assumed is None:
+                return None
+            return Caller(access_key_id, account, assumed.arn, role_arn=assumed.role_arn)
+        user = iam.get_user_from_access_key_id(access_key_id)
+        if user is None:
+            return None
+        return Caller(access_key_id, account, user.arn, user_name=user.name)
+
+
+def iam_role(account: str, role_name: str) -> dict[str, Any] | None:
+    """``{"Arn", "Trust", "Tags", "Policies"}`` of a role (inline and attached policies parsed), or ``None``."""
+    with _LOCK:
+        role = next((r for r in _iam(account).roles.values() if r.name == role_name), None)
+        if role is None:
+            return None
+        trust = role.assume_role_policy_document
+        return {"Arn": role.arn, "Trust": json.loads(trust) if isinstance(trust, str) else dict(trust),
+                "Tags": {t["Key"]: t["Value"] for t in _tag_list(role.tags)},
+                "Policies": _documents(role.policies, role.managed_policies)}
+
+
+def iam_user_policies(account: str, user_name: str) -> list[tuple[str, dict[str, Any]]]:
+    """Inline and attached policies of an IAM user (group policies are not included)."""
+    with _LOCK:
+        user = _iam(account).users.get(user_name)
+        return [] if user is None else _documents(user.policies, user.managed_policies)
+
+
+# --------------------------------------------------------------------------------------------------- policies
+
+def s3_bucket_policy(bucket: str) -> dict[str, Any] | None:
+    """The bucket policy of ``bucket`` (parsed), ``None`` if it has none or does not exist."""
+    with _LOCK:
+        fake = _s3_bucket(bucket)
+        policy = None if fake is None else fake.policy
+        return None if not policy else json.loads(policy)
+
+
+def s3_bucket_kms_key(bucket: str) -> str | None:
+    """The KMS key of the bucket's default SSE-KMS encryption, ``None`` without one."""
+    with _LOCK:
+        fake = _s3_bucket(bucket)
+        rule = ((fake.encryption or {}).get("Rule") or {}) if fake is not None else {}
+        default = rule.get("ApplyServerSideEncryptionByDefault") or {}
+        if default.get("SSEAlgorithm") != "aws:kms":
+            return None
+        return default.get("KMSMasterKeyID") or None
+
+
+def glue_catalog_policy(account: str, region: str) -> dict[str, Any] | None:
+    """The Glue Data Catalog resource policy of ``account`` (parsed), ``None`` without one."""
+    with _LOCK:
+        glue = _glue(account, region)
+        entry = glue.resource_policies.get(glue.default_catalog_arn) or {}
+        text = entry.get("PolicyInJson")
+        return json.loads(text) if text else None
+
+
+def kms_key(account: str, region: str, key_id: str) -> tuple[str, dict[str, Any]] | None:
+    """(key ARN, key policy) for a key id, key ARN, alias or alias ARN in ``account``; ``None`` if unknown."""
+    with _LOCK:
+        kms = _backend_dict("kms")[account][region]
+        try:
+            key = kms.keys.get(kms.any_id_to_key_id(key_id))
+        except (KeyError, AttributeError, TypeError):
+            key = None
+        if key is None:
+            return None
+        return key.arn, json.loads(key.policy)
+
+
+def kms_key_id_of_ciphertext(blob: bytes) -> str | None:
+    """The key id moto writes at the start of its (non-AWS) ciphertext format; ``None`` if unreadable."""
+    from moto.kms.utils import _deserialize_ciphertext_blob
+
+    try:
+        return str(_deserialize_ciphertext_blob(blob).key_id)
+    except Exception:  # any malformed blob: the caller then judges the request without a key
+        return None
+
+
 # --------------------------------------------------------------------------------------------------- routing
 
 @dataclass(frozen=True)
@@ -347,6 +556,8 @@ class _Installed:
     sagemaker_paths: dict[str, Any]
     athena_paths: dict[str, Any]
     patterns: list[Any]
+    bucket_permission: Any
+    request_hooks: Any
     handlers: dict[str, Handler] = field(default_factory=dict)
 
 
@@ -427,6 +638,12 @@ def _athena_route(request: Any, full_url: str, headers: Any) -> WireResponse:
 
         original = AthenaResponse.dispatch
     wire = _wire_request(request, full_url, "athena")
+    gap = ATHENA_GAP_ACTIONS.get(wire.target)
+    if gap is not None:
+        try:
+            return json_response(200, gap(wire.account, wire.region, wire.json()))
+        except AthenaGapError as exc:
+            return error_response(400, "InvalidRequestException", str(exc))
     service = _athena_service() if wire.target in ATHENA_HOOKED_ACTIONS else None
     if service is None:
         return original(request, full_url, headers)  # type: ignore[no-any-return]
@@ -438,6 +655,129 @@ def _athena_route(request: Any, full_url: str, headers: Any) -> WireResponse:
         code = getattr(exc, "code", None) or (exc.args[0] if exc.args else "InvalidRequestException")
         message = getattr(exc, "message", None) or (exc.args[1] if len(exc.args) > 1 else str(exc))
         return error_response(400, str(code), str(message))
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    """One signed HTTP request before moto sees it (header names lower-cased), for the request filter."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+#: ``filter(request, proceed)``: return ``proceed()`` (moto's answer, possibly inspected) or a refusal.
+RequestFilter = Callable[[RawRequest, Callable[[], Any]], Any]
+_request_filter: RequestFilter | None = None
+
+
+def set_request_filter(request_filter: RequestFilter | None) -> None:
+    """Route every request of both modes through ``request_filter`` (``None`` switches filtering off)."""
+    global _request_filter
+    _request_filter = request_filter
+
+
+def _body_bytes(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode()
+    if all(hasattr(body, name) for name in ("read", "seek", "tell")):  # never consume a one-shot stream
+        position = body.tell()
+        data = body.read()
+        body.seek(position)
+        return data if isinstance(data, bytes) else str(data).encode()
+    return b""
+
+
+def _install_request_hooks() -> tuple[Any, Any]:
+    """Wrap moto's in-process stubber and the server's WSGI entry point; returns what to restore."""
+    from moto.core.models import botocore_stubber
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original_process = botocore_stubber.process_request
+    original_call = DomainDispatcherApplication.__dict__["__call__"]
+
+    def process_request(request: Any) -> Any:
+        request_filter = _request_filter
+        if request_filter is None:
+            return original_process(request)
+        headers = {k.lower(): v.decode("latin-1") if isinstance(v, bytes) else str(v)
+                   for k, v in request.headers.items()}
+        raw = RawRequest(request.method, request.url, headers, _body_bytes(request.body))
+        return request_filter(raw, lambda: original_process(request))
+
+    def wsgi_call(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        request_filter = _request_filter
+        if request_filter is None:
+            return original_call(self, environ, start_response)
+        return _filtered_wsgi(request_filter, lambda: original_call, self, environ, start_response)
+
+    botocore_stubber.process_request = process_request  # type: ignore[method-assign]
+    DomainDispatcherApplication.__call__ = wsgi_call  # type: ignore[method-assign]
+    return original_process, original_call
+
+
+def _uninstall_request_hooks(saved: tuple[Any, Any]) -> None:
+    from moto.core.models import botocore_stubber
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    botocore_stubber.__dict__.pop("process_request", None)
+    DomainDispatcherApplication.__call__ = saved[1]  # type: ignore[method-assign]
+
+
+def _filtered_wsgi(request_filter: RequestFilter, original: Callable[[], Any], app: Any,
+                   environ: dict[str, Any], start_response: Any) -> Any:
+    import io
+    from http import HTTPStatus
+
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH") or ""
+    body = stream.read(int(length)) if length.isdigit() else (stream.read() if environ.get(
+        "wsgi.input_terminated") else b"")
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    query = environ.get("QUERY_STRING", "")
+    url = (f"{environ.get('wsgi.url_scheme', 'http')}://{headers.get('host', 'localhost')}"
+           f"{environ.get('PATH_INFO', '')}{'?' + query if query else ''}")
+
+    def proceed() -> tuple[int, list[tuple[str, str]], bytes]:
+        captured: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        def capture(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured.update(status=status, headers=response_headers)
+            return chunks.append
+
+        result = original()(app, environ, capture)
+        try:
+            chunks.extend(result)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        # headers stay a list: a dict would merge repeated headers
+        return int(captured["status"].split()[0]), list(captured["headers"]), b"".join(chunks)
+
+    status, out_headers, out_body = request_filter(RawRequest(environ["REQUEST_METHOD"], url, headers, body),
+                                                   proceed)
+    payload = out_body if isinstance(out_body, bytes) else str(out_body).encode()
+    pairs = [(k, str(v)) for k, v in (out_headers.items() if isinstance(out_headers, dict) else out_headers)]
+    if not any(k.lower() == "content-length" for k, _ in pairs):  # HEAD answers keep the object's length
+        pairs.append(("Content-Length", str(len(payload))))
+    start_response(f"{status} {HTTPStatus(status).phrase}", pairs)
+    return [payload]
+
+
+def _neutral_bucket_permission(self: Any, action: str, resource: str) -> Any:
+    from moto.iam.access_control import PermissionResult
+
+    return PermissionResult.NEUTRAL
 
 
 def install_routes(*, featurestore_runtime: Handler, sagemaker: Handler) -> None:
@@ -454,12 +794,18 @@ def install_routes(*, featurestore_runtime: Handler, sagemaker: Handler) -> None
             raise RuntimeError("featureshare.local routes are already installed (one EmbeddedAWS at a time)")
         import moto.athena.urls as athena_urls
         import moto.sagemaker.urls as sagemaker_urls
+        from moto.s3.models import FakeBucket
 
         _installed = _Installed(
             sagemaker_bases=list(sagemaker_urls.url_bases), sagemaker_paths=dict(sagemaker_urls.url_paths),
             athena_paths=dict(athena_urls.url_paths), patterns=list(backend_index.backend_url_patterns),
+            bucket_permission=FakeBucket.__dict__["get_permission"], request_hooks=_install_request_hooks(),
             handlers={"featurestore-runtime": featurestore_runtime, "sagemaker": sagemaker},
         )
+        # moto judges object requests by the bucket policy while ignoring its Condition blocks, so the usual
+        # "deny when aws:SecureTransport is false" statement denies everything; featureshare.local's
+        # policy_enforcement evaluates bucket policies properly instead.
+        FakeBucket.get_permission = _neutral_bucket_permission  # type: ignore[method-assign]
         backend_index.backend_url_patterns.insert(0, ("sagemaker", re.compile(FEATURESTORE_RUNTIME_BASE)))
         sagemaker_urls.url_bases.append(FEATURESTORE_RUNTIME_BASE)
         for path in _RUNTIME_PATHS:
@@ -484,6 +830,10 @@ def uninstall_routes() -> None:
         athena_urls.url_paths.clear()
         athena_urls.url_paths.update(installed.athena_paths)
         backend_index.backend_url_patterns[:] = installed.patterns
+        from moto.s3.models import FakeBucket
+
+        FakeBucket.get_permission = installed.bucket_permission  # type: ignore[method-assign]
+        _uninstall_request_hooks(installed.request_hooks)
         _installed = None
     # Queries of a stopped emulator must not outlive it (their threads hold DuckDB connections).
     service = sys.modules.get(ATHENA_SERVICE_MODULE)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import re
 
 import pytest
@@ -163,3 +164,117 @@ def test_routes_are_restored_after_the_emulator_stops():
 def test_only_one_emulator_runs_at_a_time():
     with EmbeddedAWS(), pytest.raises(RuntimeError, match="already installed"):
         EmbeddedAWS().start()
+
+
+def test_internals_used_by_policy_enforcement_exist():
+    sts = _require("moto.sts.models", "STSBackend")
+    assert _params(sts.get_assumed_role_from_access_key) == ["self", "access_key_id"]
+    assumed = _require("moto.sts.models", "AssumedRole")
+    assert {"account_id", "role_arn", "access_key_id"} <= set(_params(assumed.__init__)) | {"access_key_id"}
+    iam = _require("moto.iam.models", "IAMBackend")
+    assert _params(iam.get_user_from_access_key_id) == ["self", "access_key_id"]
+    glue = _require("moto.glue.models", "GlueBackend")
+    assert "put_resource_policy" in dir(glue)
+    kms = _require("moto.kms.models", "KmsBackend")
+    assert _params(kms.any_id_to_key_id) == ["self", "key_id"]
+    assert callable(_require("moto.kms.utils", "_deserialize_ciphertext_blob"))
+    bucket = _require("moto.s3.models", "FakeBucket")
+    assert _params(bucket.get_permission) == ["self", "action", "resource"]
+    stubber = _require("moto.core.models", "botocore_stubber")
+    assert _params(stubber.process_request) == ["request"]
+    app = _require("moto.moto_server.werkzeug_app", "DomainDispatcherApplication")
+    assert _params(app.__call__) == ["self", "environ", "start_response"]
+    athena = _require("moto.athena.models", "AthenaBackend")
+    assert {"work_groups", "data_catalogs", "tagger"} <= set(vars(athena("us-east-1", "123456789012")))
+
+
+def test_principal_and_policy_internals_against_a_running_emulator():
+    import boto3
+
+    with EmbeddedAWS() as aws:
+        central, consumer = aws.account_ids["central"], aws.account_ids["consumer"]
+        admin = aws.admin_session("central")
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                         "Principal": {"AWS": f"arn:aws:iam::{consumer}:root"}}]}
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        iam = admin.client("iam")
+        iam.create_role(RoleName="R", AssumeRolePolicyDocument=json.dumps(trust), Tags=[{"Key": "team", "Value": "a"}])
+        iam.put_role_policy(RoleName="R", PolicyName="p", PolicyDocument=json.dumps(policy))
+        creds = aws.admin_session("consumer").client("sts").assume_role(
+            RoleArn=f"arn:aws:iam::{central}:role/R", RoleSessionName="sess")["Credentials"]
+        key_id = admin.client("kms").create_key()["KeyMetadata"]["KeyId"]
+        admin.client("kms").create_alias(AliasName="alias/k", TargetKeyId=key_id)
+        blob = admin.client("kms").encrypt(KeyId=key_id, Plaintext=b"x")["CiphertextBlob"]
+        s3 = admin.client("s3")
+        s3.create_bucket(Bucket="contract-policies")
+        s3.put_bucket_policy(Bucket="contract-policies", Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                                                    "Resource": "arn:aws:s3:::contract-policies/*",
+                                                    "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}))
+        s3.put_bucket_encryption(Bucket="contract-policies", ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/k"}}]})
+        s3.put_object(Bucket="contract-policies", Key="k", Body=b"x")  # moto's condition-blind check is off
+        admin.client("glue").put_resource_policy(PolicyInJson=json.dumps(policy | {"Statement": [
+            {**policy["Statement"][0], "Principal": {"AWS": consumer}}]}))
+
+        caller = mi.caller_of_access_key(creds["AccessKeyId"])
+        assert caller == mi.Caller(creds["AccessKeyId"], central, f"arn:aws:sts::{central}:assumed-role/R/sess",
+                                   role_arn=f"arn:aws:iam::{central}:role/R")
+        assert mi.caller_of_access_key(aws.credentials("central")[0]).user_name == "admin"
+        role = mi.iam_role(central, "R")
+        assert (role["Trust"], role["Tags"], role["Policies"]) == (trust, {"team": "a"}, [("p", policy)])
+        assert mi.iam_role(central, "missing") is None
+        assert mi.iam_user_policies(central, "admin")[0][0] == "AdministratorAccess"
+        assert mi.s3_bucket_policy("contract-policies")["Statement"][0]["Effect"] == "Deny"
+        assert mi.s3_bucket_kms_key("contract-policies") == "alias/k"
+        assert mi.glue_catalog_policy(central, aws.region)["Statement"][0]["Principal"] == {"AWS": consumer}
+        assert mi.glue_catalog_policy(consumer, aws.region) is None
+        arn, key_policy = mi.kms_key(central, aws.region, "alias/k")
+        assert arn.endswith(f":{central}:key/{key_id}") and key_policy["Statement"]
+        assert mi.kms_key(consumer, aws.region, key_id) is None
+        assert mi.kms_key_id_of_ciphertext(blob) == key_id
+        assert mi.kms_key_id_of_ciphertext(b"short") is None
+        assert boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                             aws_session_token=creds["SessionToken"], region_name=aws.region).client(
+            "s3").list_buckets()["Buckets"]
+
+
+def test_athena_actions_moto_lacks_are_answered_over_its_state():
+    with EmbeddedAWS() as aws:
+        athena = aws.admin_session("consumer").client("athena")
+        athena.create_work_group(Name="wg", Configuration={"ResultConfiguration": {"OutputLocation": "s3://a/"}})
+        athena.update_work_group(WorkGroup="wg", Description="d", ConfigurationUpdates={
+            "EnforceWorkGroupConfiguration": True,
+            "ResultConfigurationUpdates": {"OutputLocation": "s3://b/", "ExpectedBucketOwner": "222222222222"}})
+        group = athena.get_work_group(WorkGroup="wg")["WorkGroup"]
+        assert group["Description"] == "d" and group["Configuration"]["EnforceWorkGroupConfiguration"] is True
+        assert group["Configuration"]["ResultConfiguration"] == {"OutputLocation": "s3://b/",
+                                                                "ExpectedBucketOwner": "222222222222"}
+        athena.update_work_group(WorkGroup="wg", ConfigurationUpdates={
+            "ResultConfigurationUpdates": {"RemoveExpectedBucketOwner": True}})
+        assert athena.get_work_group(WorkGroup="wg")["WorkGroup"]["Configuration"]["ResultConfiguration"] == \
+            {"OutputLocation": "s3://b/"}
+
+        athena.create_data_catalog(Name="central", Type="GLUE", Parameters={"catalog-id": "111111111111"},
+                                   Tags=[{"Key": "k", "Value": "v"}])
+        athena.update_data_catalog(Name="central", Type="GLUE", Parameters={"catalog-id": "333333333333"})
+        assert athena.get_data_catalog(Name="central")["DataCatalog"]["Parameters"] == {"catalog-id": "333333333333"}
+        assert athena.delete_data_catalog(Name="central")["DataCatalog"]["Name"] == "central"
+        assert mi.athena_data_catalog(aws.account_ids["consumer"], aws.region, "central") is None
+        for call in (lambda: athena.delete_data_catalog(Name="central"),
+                     lambda: athena.update_work_group(WorkGroup="missing", Description="x")):
+            with pytest.raises(athena.exceptions.InvalidRequestException, match="is not found"):
+                call()
+
+
+def test_request_hooks_and_bucket_checks_are_restored_after_the_emulator_stops():
+    from moto.core.models import botocore_stubber
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.s3.models import FakeBucket
+
+    call, permission = DomainDispatcherApplication.__call__, FakeBucket.get_permission
+    with EmbeddedAWS():
+        assert "process_request" in vars(botocore_stubber)
+        assert DomainDispatcherApplication.__call__ is not call
+    assert "process_request" not in vars(botocore_stubber)
+    assert DomainDispatcherApplication.__call__ is call and FakeBucket.get_permission is permission
