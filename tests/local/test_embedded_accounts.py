@@ -29,6 +29,10 @@ def test_assumed_role_credentials_route_calls_to_the_roles_account(embedded_aws)
     central, consumer = embedded_aws.admin_session("central"), embedded_aws.admin_session("consumer")
     role = central.client("iam").create_role(RoleName="FeatureShareAccess",
                                              AssumeRolePolicyDocument=json.dumps(TRUST_CONSUMER))["Role"]
+    may_create_buckets = {"Version": "2012-10-17",
+                          "Statement": [{"Effect": "Allow", "Action": "s3:CreateBucket", "Resource": "*"}]}
+    central.client("iam").put_role_policy(RoleName="FeatureShareAccess", PolicyName="buckets",
+                                          PolicyDocument=json.dumps(may_create_buckets))
     creds = consumer.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="nb")["Credentials"]
     assumed = boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
                             aws_session_token=creds["SessionToken"], region_name=embedded_aws.region)

@@ -27,6 +27,11 @@ def assumed_central(embedded_aws, central):
         "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{CONSUMER}:root"}, "Action": "sts:AssumeRole"}]}
     role = central.client("iam").create_role(RoleName="FeatureShareAccess",
                                              AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    # This round trip is about the Feature Store emulation, not least privilege (tests/test_least_privilege_job.py).
+    broad = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+        "sagemaker:*", "s3:GetObject", "s3:ListBucket", "glue:Get*", "iam:PassRole"], "Resource": "*"}]}
+    central.client("iam").put_role_policy(RoleName="FeatureShareAccess", PolicyName="feature-store",
+                                          PolicyDocument=json.dumps(broad))
     sts = embedded_aws.admin_session("consumer").client("sts")
     creds = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="consumer-notebook")["Credentials"]
     return boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
