@@ -195,6 +195,38 @@ def test_consumer_roles_cannot_touch_central_groups_without_assuming_the_central
     assert evaluate(request, consumer_identity(actor)).outcome is expected
 
 
+def local_fg_arn(account: str, group: str) -> str:
+    return f"arn:aws:sagemaker:{REGION}:{account}:feature-group/{group}"
+
+
+@pytest.mark.parametrize("actor, action, account, expected", [
+    ("search", "sagemaker:CreateFeatureGroup", SEARCH, A),
+    ("search", "sagemaker:PutRecord", SEARCH, A),
+    ("search", "sagemaker:BatchGetRecord", SEARCH, A),
+    ("search", "sagemaker:DeleteFeatureGroup", SEARCH, A),
+    ("search", "sagemaker:CreateFeatureGroup", REVIEWS, D),  # another consumer's account
+    ("search", "sagemaker:PutRecord", CENTRAL, D),  # central groups only through the central role
+    ("reviews", "sagemaker:GetRecord", SEARCH, D),
+    ("reviews", "sagemaker:PutRecord", REVIEWS, A),
+])
+def test_consumer_roles_manage_local_groups_in_their_own_account_only(
+        actor: str, action: str, account: str, expected: Outcome) -> None:
+    request = Request(ROLES[actor], action, local_fg_arn(account, "local-keywords"), {})
+    assert evaluate(request, consumer_identity(actor)).outcome is expected
+
+
+@pytest.mark.parametrize("actor, role, service, expected", [
+    ("search", ROLES["search"], "sagemaker.amazonaws.com", A),
+    ("search", ROLES["search"], "glue.amazonaws.com", D),
+    ("search", ROLES["search-other"], "sagemaker.amazonaws.com", D),
+    ("search", STORE_ROLE, "sagemaker.amazonaws.com", D),
+])
+def test_consumer_roles_pass_only_themselves_and_only_to_sagemaker_for_local_offline_stores(
+        actor: str, role: str, service: str, expected: Outcome) -> None:
+    request = Request(ROLES[actor], "iam:PassRole", role, {"iam:PassedToService": service})
+    assert evaluate(request, consumer_identity(actor)).outcome is expected
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Trust: who may become the central access role, and with which team
 

@@ -385,6 +385,7 @@ def _consumer_documents(consumer: ConsumerAccount, values: Mapping[str, Value], 
         "scratch_database": consumer.scratch_database,
         "training_bucket": consumer.training_bucket,
         "team": consumer.team,
+        "execution_role_arns": list(consumer.execution_role_arns),
         "result_object_arns": [_object_arn(partition, consumer.training_bucket, p)
                                for p in result_prefixes(consumer)],
     }
