@@ -34,6 +34,7 @@ allow. A plain (non-set) operator applied to a multivalued key matches if any va
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -241,6 +242,8 @@ def _compile(text: str, ctx: Mapping[str, str | tuple[str, ...]] | None, *, wild
 
     ``ctx`` None means variables are not substituted (policy Version 2008-10-17): ``${...}`` is literal.
     """
+    if ctx is None or "${" not in text:
+        return _compile_plain(text, wildcards, ignore_case)
     parts: list[str] = []
     pos = 0
     if ctx is not None:
@@ -253,6 +256,12 @@ def _compile(text: str, ctx: Mapping[str, str | tuple[str, ...]] | None, *, wild
             pos = match.end()
     parts.append(_glob_to_regex(text[pos:], wildcards))
     return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_plain(text: str, wildcards: bool, ignore_case: bool) -> re.Pattern[str]:
+    """Patterns without policy variables depend on nothing but their text: compile each once."""
+    return re.compile(_glob_to_regex(text, wildcards), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def _glob_match(pattern: str, value: str, ctx: Mapping[str, str | tuple[str, ...]] | None, *,
