@@ -318,6 +318,26 @@ def test_without_the_bucket_policy_grant_the_consumer_cannot_read_the_offline_st
     assert world.execution.client("s3").get_object(Bucket=bucket, Key=keys[0])["Body"].read()
 
 
+def test_a_query_reading_the_central_offline_store_fails_without_the_bucket_policy_grant(world: World) -> None:
+    world.aws.flush()
+    table = world.central.client("sagemaker").describe_feature_group(
+        FeatureGroupName=GROUP)["OfflineStoreConfig"]["DataCatalogConfig"]["TableName"]
+    sql = f'SELECT count(*) FROM "{world.consumer.central_catalog}"."sagemaker_featurestore"."{table}"'
+    read, write = bucket_policy(world)
+    athena = world.execution.client("athena")
+    with without_statement(read, write, "ConsumersReadOfflinePrefix"):
+        query_id = athena.start_query_execution(QueryString=sql, WorkGroup=world.consumer.athena_workgroup)[
+            "QueryExecutionId"]
+        deadline = time.monotonic() + 30
+        while (status := athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"])[
+                "State"] in ("QUEUED", "RUNNING"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert status["State"] == "FAILED"
+        assert "not authorized to perform: s3:GetObject" in status["StateChangeReason"]
+    assert run_query(world.execution, sql, world.consumer.athena_workgroup)["Rows"][1:]
+
+
 def test_without_the_key_policy_grant_reading_encrypted_offline_files_fails_on_kms_decrypt(world: World) -> None:
     bucket, keys = world.offline_objects()
     read, write = key_policy(world)

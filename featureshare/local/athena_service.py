@@ -117,10 +117,21 @@ def _table_input(meta: TableMeta) -> dict[str, Any]:
 class _MotoResolver:
     """The engine's :class:`~featureshare.local.athena_engine.Resolver` over moto's Glue and S3."""
 
-    def __init__(self, account: str, region: str, kms_key: str | None = None) -> None:
+    def __init__(self, account: str, region: str, kms_key: str | None = None, actor: Any = None) -> None:
         self.account = account
         self.region = region
         self.kms_key = kms_key
+        self.actor = actor  # the checked caller (policy_enforcement.Actor), None for admins / no enforcement
+
+    def _authorize(self, **resources: Any) -> None:
+        """AWS fails the query (not the API call) when the caller may not read a table or object it needs."""
+        if self.actor is None:
+            return
+        from featureshare.local import policy_enforcement
+
+        refusal = policy_enforcement.authorize_reads(self.actor, **resources)
+        if refusal is not None:
+            raise AthenaQueryError("PERMISSION_DENIED", f"Access denied: {refusal}")
 
     def _account(self, catalog: str) -> str:
         if catalog == DEFAULT_CATALOG:
@@ -136,6 +147,7 @@ class _MotoResolver:
 
     def _glue_table(self, catalog: str, database: str, table: str) -> dict[str, Any] | None:
         account = self._account(catalog)
+        self._authorize(tables=[(account, database, table)])
         found = mi.glue_get_table(account, self.region, database, table)
         if found is None:  # Glue names are lower case in AWS; moto keeps the case they were given
             found = next((t for t in mi.glue_list_tables(account, self.region, database)
@@ -179,6 +191,7 @@ class _MotoResolver:
             raise AthenaQueryError("HIVE_FILESYSTEM_ERROR", f"The specified bucket does not exist: {bucket}") from exc
 
     def read_object(self, uri: str) -> bytes:
+        self._authorize(objects=[_split_uri(uri)])
         try:
             return mi.s3_get(*_split_uri(uri))
         except KeyError as exc:
@@ -186,6 +199,7 @@ class _MotoResolver:
 
     def write_object(self, uri: str, body: bytes) -> None:
         bucket, key = _split_uri(uri)
+        self._authorize(writes=[(bucket, key)])
         try:
             mi.s3_put(bucket, key, body, kms_key_id=self.kms_key)
         except KeyError as exc:
@@ -230,6 +244,7 @@ class _Execution:
     result: StatementResult | None = None
     token: CancelToken = field(default_factory=CancelToken)
     thread: threading.Thread | None = None
+    actor: Any = None  # policy_enforcement.Actor of the caller; None when unchecked
 
 
 _LOCK = threading.RLock()
@@ -310,6 +325,13 @@ def _result_configuration(params: dict[str, Any], workgroup: dict[str, Any]) -> 
     return effective
 
 
+def _current_actor() -> Any:
+    """The caller being served (for IAM checks of the query's reads), captured before the worker thread."""
+    from featureshare.local import policy_enforcement
+
+    return policy_enforcement.current_actor()
+
+
 def _start(account: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
     query = str(params.get("QueryString") or "")
     if not query.strip():
@@ -326,7 +348,7 @@ def _start(account: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
         query_id=str(uuid.uuid4()), query=query, workgroup=name, context=context,
         parameters=[str(v) for v in params.get("ExecutionParameters") or []],
         result_configuration=configuration, statement_type=statement_type, substatement_type=substatement_type,
-        submitted=datetime.now(UTC))
+        submitted=datetime.now(UTC), actor=_current_actor())
     with _LOCK:
         _executions(account, region)[execution.query_id] = execution
         if token:
@@ -363,7 +385,7 @@ def _run(execution: _Execution, account: str, region: str) -> None:
         execution.state = QueryState.RUNNING
     encryption = execution.result_configuration.get("EncryptionConfiguration") or {}
     kms_key = encryption.get("KmsKey") if encryption.get("EncryptionOption") == "SSE_KMS" else None
-    resolver = _MotoResolver(account, region, kms_key)
+    resolver = _MotoResolver(account, region, kms_key, execution.actor)
     context = QueryContext(
         account_id=account, region=region,
         catalog=execution.context.get("Catalog", DEFAULT_CATALOG).lower(),
