@@ -558,6 +558,7 @@ class _Installed:
     patterns: list[Any]
     bucket_permission: Any
     request_hooks: Any
+    ram_shareable: list[str] = field(default_factory=list)
     handlers: dict[str, Handler] = field(default_factory=dict)
 
 
@@ -806,6 +807,12 @@ def install_routes(*, featurestore_runtime: Handler, sagemaker: Handler) -> None
         # "deny when aws:SecureTransport is false" statement denies everything; featureshare.local's
         # policy_enforcement evaluates bucket policies properly instead.
         FakeBucket.get_permission = _neutral_bucket_permission  # type: ignore[method-assign]
+        # RAM can share SageMaker feature groups (cross-account discoverability); moto's list lacks them.
+        from moto.ram.models import ResourceShare
+
+        _installed.ram_shareable = list(ResourceShare.SHAREABLE_RESOURCES)
+        if "feature-group" not in ResourceShare.SHAREABLE_RESOURCES:
+            ResourceShare.SHAREABLE_RESOURCES.append("feature-group")
         backend_index.backend_url_patterns.insert(0, ("sagemaker", re.compile(FEATURESTORE_RUNTIME_BASE)))
         sagemaker_urls.url_bases.append(FEATURESTORE_RUNTIME_BASE)
         for path in _RUNTIME_PATHS:
@@ -833,6 +840,9 @@ def uninstall_routes() -> None:
         from moto.s3.models import FakeBucket
 
         FakeBucket.get_permission = installed.bucket_permission  # type: ignore[method-assign]
+        from moto.ram.models import ResourceShare
+
+        ResourceShare.SHAREABLE_RESOURCES[:] = installed.ram_shareable
         _uninstall_request_hooks(installed.request_hooks)
         _installed = None
     # Queries of a stopped emulator must not outlive it (their threads hold DuckDB connections).

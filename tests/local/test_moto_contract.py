@@ -278,3 +278,15 @@ def test_request_hooks_and_bucket_checks_are_restored_after_the_emulator_stops()
         assert DomainDispatcherApplication.__call__ is not call
     assert "process_request" not in vars(botocore_stubber)
     assert DomainDispatcherApplication.__call__ is call and FakeBucket.get_permission is permission
+
+
+def test_ram_lists_shareable_resource_types_and_the_emulator_adds_feature_groups_while_running():
+    from moto.ram.models import ResourceShare
+
+    from featureshare.local import EmbeddedAWS
+
+    assert isinstance(ResourceShare.SHAREABLE_RESOURCES, list), "moto.ram ResourceShare.SHAREABLE_RESOURCES moved"
+    before = list(ResourceShare.SHAREABLE_RESOURCES)
+    with EmbeddedAWS():
+        assert "feature-group" in ResourceShare.SHAREABLE_RESOURCES
+    assert before == ResourceShare.SHAREABLE_RESOURCES
