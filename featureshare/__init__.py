@@ -11,9 +11,11 @@ from featureshare.errors import FeatureshareError
 from featureshare.groups import Feature, FeatureGroup, FeatureStore, FeatureType, GroupSpec
 from featureshare.ingest import IngestReport
 from featureshare.session import AccountSession, assume_role
+from featureshare.training import BuiltTrainingSet, TrainingSet
 
 __all__ = [
     "AccountSession",
+    "BuiltTrainingSet",
     "Feature",
     "FeatureGroup",
     "FeatureStore",
@@ -22,6 +24,7 @@ __all__ = [
     "GroupSpec",
     "IngestReport",
     "Topology",
+    "TrainingSet",
     "__version__",
     "assume_role",
     "load_topology",
