@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import (
@@ -137,7 +138,8 @@ class AccountSession:
     @classmethod
     def current(cls, *, region: str | None = None, profile: str | None = None) -> AccountSession:
         """The session of the default credential chain (or of ``profile``)."""
-        return cls(boto3.Session(profile_name=profile, region_name=region), region=region)
+        return cls(boto3.Session(profile_name=profile, region_name=region, botocore_session=_botocore_session()),
+                   region=region)
 
     @property
     def boto3_session(self) -> boto3.Session:
@@ -305,13 +307,27 @@ def assume_role(
         duration_seconds=duration_seconds,
     )
     credentials = _refreshable_credentials(source_session, resolved_region, role_arn, extra)
-    botocore_session = botocore.session.Session()
+    botocore_session = _botocore_session()
     botocore_session.register_component(
         "credential_provider", CredentialResolver([_FixedCredentialProvider(credentials)])
     )
     botocore_session.set_config_variable("region", resolved_region)
     return AccountSession(boto3.Session(botocore_session=botocore_session, region_name=resolved_region),
                           region=resolved_region, spec=spec, parent=parent)
+
+
+_LOADER_LOCK = threading.Lock()
+_LOADER: list[Any] = []
+
+
+def _botocore_session() -> botocore.session.Session:
+    """A new botocore session sharing one model loader, so each session does not re-parse the service JSON."""
+    with _LOADER_LOCK:
+        if not _LOADER:
+            _LOADER.append(botocore.loaders.create_loader())
+    session = botocore.session.Session()
+    session.register_component("data_loader", _LOADER[0])
+    return session
 
 
 def _source_session(source: AccountSession | boto3.Session | None, profile: str | None,
@@ -323,7 +339,7 @@ def _source_session(source: AccountSession | boto3.Session | None, profile: str 
     if source is not None:
         raise ValidationError(f"source must be a boto3.Session or AccountSession, got {type(source).__name__}",
                               field="source", value=source)
-    return boto3.Session(profile_name=profile, region_name=region)
+    return boto3.Session(profile_name=profile, region_name=region, botocore_session=_botocore_session())
 
 
 def _assume_role_args(role_arn: str, session_name: str, tags: Mapping[str, str] | None,
