@@ -299,6 +299,37 @@ def local_serve(obj: Context, port: int | None, central_account: str, consumer_a
         aws.stop()
 
 
+@local.command("demo")
+@click.option("--users", "n_users", type=click.IntRange(min=10), default=300, show_default=True,
+              help="How many users the generated data has.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the generated data.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.pass_obj
+def local_demo(obj: Context, n_users: int, seed: int, no_progress: bool) -> None:
+    """Run the whole cross-account job on the embedded AWS and print a summary (same numbers every run).
+
+    Bootstraps a central and a consumer account, then as the consumer's execution role: assumes the central
+    role, creates and fills two central groups and a local one, and builds a point-in-time training set
+    into the consumer's bucket.
+
+    \b
+    Example:
+      featureshare local demo --users 1000
+    """
+    from featureshare.demo import run_demo
+
+    summary = run_demo(progress=not (no_progress or obj.as_json), n_users=n_users, seed=seed)
+    obj.emit(summary.to_dict(), lambda _: summary.render())
+
+
+# Command groups implemented in their own modules (imported here, at the end, so `cli` exists first).
+from featureshare import cli_datasets, cli_groups, cli_jobs  # noqa: E402
+
+for _command in (cli_groups.groups, cli_groups.ingest, cli_groups.get, cli_groups.share, cli_datasets.build_dataset,
+                 cli_datasets.sql, cli_jobs.jobs):
+    cli.add_command(_command)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="featureshare")
