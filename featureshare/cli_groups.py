@@ -226,16 +226,14 @@ def groups_create(obj: Context, from_file: str, offline_uri: str | None, role_ar
 def _local_offline_defaults(obj: Context, name: str, offline_uri: str | None, role_arn: str | None
                             ) -> tuple[str, str]:
     """A local group's offline store defaults to the consumer's training bucket, written with its first
-    execution role (the convention of ``featureshare.demo``)."""
-    from featureshare.demo import local_offline_s3_uri
-
+    execution role (``ConsumerAccount.local_offline_s3_uri``)."""
     consumer = obj.topology.consumer_for_account(obj.source_session().account_id)
     if consumer is None:
         raise errors.ValidationError(f"local group {name!r} has an offline store but no --offline-uri/--role-arn, "
                                      "and your account is not a consumer of the topology", field="--offline-uri",
                                      value=offline_uri, hint="pass --offline-uri s3://... --role-arn arn:aws:iam::"
                                                              "...:role/..., or set offline = false in the spec")
-    return offline_uri or local_offline_s3_uri(consumer), role_arn or consumer.execution_role_arns[0]
+    return offline_uri or consumer.local_offline_s3_uri, role_arn or consumer.execution_role_arns[0]
 
 
 @groups.command("delete")

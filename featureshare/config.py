@@ -74,6 +74,11 @@ class ConsumerAccount:
     def athena_results_uri(self) -> str:
         return f"s3://{self.training_bucket}/athena-results/"
 
+    @property
+    def local_offline_s3_uri(self) -> str:
+        """Where this account's local (own-account) feature groups keep their offline store."""
+        return f"s3://{self.training_bucket}/feature-store"
+
 
 @dataclass(frozen=True)
 class Topology:

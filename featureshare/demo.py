@@ -98,7 +98,7 @@ def demo_topology(central_account: str = "111111111111", consumer_account: str =
 
 def local_offline_s3_uri(consumer: ConsumerAccount) -> str:
     """Where a consumer's local (own-account) groups keep their offline store: its training bucket."""
-    return f"s3://{consumer.training_bucket}/feature-store"
+    return consumer.local_offline_s3_uri
 
 
 # ------------------------------------------------------------------------------------------ results
