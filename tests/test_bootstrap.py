@@ -139,6 +139,6 @@ def test_make_bootstrap_roles_local_plans_applies_and_then_plans_nothing() -> No
 
         first = make()
         assert "+ create  central:iam-role:FeatureShareAccess" in first
-        assert "plan: 16 to create" in first
-        assert "applied: 15 created, 1 updated" in make("APPLY=1")  # the key policy replaces the default one
+        assert "plan: 18 to create" in first
+        assert "applied: 17 created, 1 updated" in make("APPLY=1")  # the key policy replaces the default one
         assert "no changes: the accounts match the topology" in make()

@@ -474,3 +474,91 @@ def test_compact_trust_still_ties_the_session_team_to_the_callers_team_tag(
                                     identity_policies=consumer_identity(actor), session_tags={"team": session_team},
                                     external_id=EXTERNAL_ID, context={"aws:PrincipalTag/team": principal_team})
     assert decision.outcome is expected, decision.explain()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# strategy="central-role" for combined sets: the central role stages entity keys under the consumer's
+# _featureshare_staging/central/ prefix, registers them in a central scratch database, runs the central part in
+# its per-consumer central workgroup and UNLOADs it back under that prefix.
+
+STAGING = "_featureshare_staging/central"
+SCRATCH_TABLE = f"arn:aws:glue:{REGION}:{CENTRAL}:table/featureshare_scratch/entities_0123456789abcdef"
+
+
+@pytest.mark.parametrize("team, action, resource, expected", [
+    # the per-consumer central workgroups (results in that consumer's bucket)
+    ("search", "athena:StartQueryExecution", f"arn:aws:athena:{REGION}:{CENTRAL}:workgroup/search-wg-{SEARCH}", A),
+    ("search", "athena:GetQueryExecution", f"arn:aws:athena:{REGION}:{CENTRAL}:workgroup/search-wg-{SEARCH}", A),
+    ("search", "athena:StopQueryExecution", f"arn:aws:athena:{REGION}:{CENTRAL}:workgroup/search-wg-{SEARCH}", A),
+    ("reviews", "athena:StartQueryExecution",
+     f"arn:aws:athena:{REGION}:{CENTRAL}:workgroup/featureshare-{REVIEWS}", A),
+    ("search", "athena:StartQueryExecution", f"arn:aws:athena:{REGION}:{CENTRAL}:workgroup/primary", D),
+    ("search", "athena:StartQueryExecution", f"arn:aws:athena:{REGION}:{CENTRAL}:workgroup/search-wg", D),
+    ("search", "athena:UpdateWorkGroup", f"arn:aws:athena:{REGION}:{CENTRAL}:workgroup/search-wg-{SEARCH}", D),
+    ("search", "athena:DeleteWorkGroup", f"arn:aws:athena:{REGION}:{CENTRAL}:workgroup/search-wg-{SEARCH}", D),
+    # temporary entity tables in the central scratch database
+    ("search", "glue:CreateTable", SCRATCH_TABLE, A),
+    ("search", "glue:DeleteTable", SCRATCH_TABLE, A),
+    ("search", "glue:GetTable", SCRATCH_TABLE, A),
+    ("search", "glue:GetPartitions", SCRATCH_TABLE, A),
+    ("reviews", "glue:CreateTable", SCRATCH_TABLE, A),
+    ("search", "glue:GetDatabase", f"arn:aws:glue:{REGION}:{CENTRAL}:database/featureshare_scratch", A),
+    ("search", "glue:CreateTable", f"arn:aws:glue:{REGION}:{CENTRAL}:catalog", A),
+    ("search", "glue:UpdateTable", SCRATCH_TABLE, D),
+    ("search", "glue:DeleteDatabase", f"arn:aws:glue:{REGION}:{CENTRAL}:database/featureshare_scratch", D),
+    ("search", "glue:CreateDatabase", f"arn:aws:glue:{REGION}:{CENTRAL}:database/featureshare_scratch", D),
+    ("search", "glue:DeleteTable", f"arn:aws:glue:{REGION}:{CENTRAL}:table/sagemaker_featurestore/search-clicks", D),
+    ("search", "glue:DeleteTable", f"arn:aws:glue:{REGION}:{CENTRAL}:table/other_db/t", D),
+    ("search", "glue:CreateTable", f"arn:aws:glue:{REGION}:{SEARCH}:table/featureshare_scratch/t", D),
+])
+def test_central_role_runs_the_central_part_only_in_central_workgroups_and_scratch_databases(
+        team: str, action: str, resource: str, expected: Outcome) -> None:
+    request = Request(central_session(team), action, resource, {"aws:PrincipalTag/team": team})
+    decision = evaluate(request, CENTRAL_IDENTITY)
+    assert decision.outcome is expected, decision.explain()
+
+
+@pytest.mark.parametrize("team, action, key, acl, expected", [
+    # reads the staged entity keys, writes the central part's result (owned by the bucket owner)
+    ("search", "s3:GetObject", f"{STAGING}/0123/entities/part-0.parquet", None, A),
+    ("search", "s3:PutObject", f"{STAGING}/0123/result/q_1.parquet", "bucket-owner-full-control", A),
+    ("search", "s3:PutObject", f"{STAGING}/0123/results/q-manifest.csv", "bucket-owner-full-control", A),
+    ("search", "s3:AbortMultipartUpload", f"{STAGING}/0123/result/q_1.parquet", None, A),
+    ("search", "s3:PutObject", f"{STAGING}/0123/result/q_1.parquet", None, D),
+    ("search", "s3:PutObject", f"{STAGING}/0123/result/q_1.parquet", "private", D),
+    ("search", "s3:DeleteObject", f"{STAGING}/0123/entities/part-0.parquet", None, D),
+    # the catalog strategy's staging (full entity rows with labels) stays private to the consumer
+    ("search", "s3:GetObject", "_featureshare_staging/0123/entities/part-0.parquet", None, D),
+    ("search", "s3:PutObject", "_featureshare_staging/0123/x.parquet", "bucket-owner-full-control", D),
+    # another team's session may not read or write this consumer's staging
+    ("reviews", "s3:GetObject", f"{STAGING}/0123/entities/part-0.parquet", None, D),
+    ("reviews", "s3:PutObject", f"{STAGING}/0123/result/q_1.parquet", "bucket-owner-full-control", D),
+])
+def test_central_role_reads_staged_entities_and_writes_the_central_part_only_under_the_central_staging_prefix(
+        team: str, action: str, key: str, acl: str | None, expected: Outcome) -> None:
+    context: dict[str, Any] = {"aws:PrincipalTag/team": team, "aws:SecureTransport": True}
+    if acl:
+        context["s3:x-amz-acl"] = acl
+    request = Request(central_session(team), action, f"arn:aws:s3:::search-training/{key}", context)
+    decision = evaluate(request, CENTRAL_IDENTITY, doc("consumer-training-bucket-policy[search]"),
+                        resource_account=SEARCH)
+    assert decision.outcome is expected, decision.explain()
+
+
+@pytest.mark.parametrize("team, bucket, prefix, expected", [
+    ("search", "search-training", f"{STAGING}/0123/result/", A),
+    ("search", "search-training", STAGING, A),
+    ("reviews", "reviews-training", f"{STAGING}/0123/entities/", A),
+    ("search", "search-training", "_featureshare_staging/0123/", D),
+    ("search", "search-training", "training-sets/", D),
+    ("search", "search-training", "", D),
+    ("reviews", "search-training", f"{STAGING}/0123/", D),
+])
+def test_central_role_lists_only_the_central_staging_prefix_of_its_own_teams_bucket(
+        team: str, bucket: str, prefix: str, expected: Outcome) -> None:
+    context = {"aws:PrincipalTag/team": team, "aws:SecureTransport": True, "s3:prefix": prefix}
+    owner = bucket.split("-")[0]
+    request = Request(central_session(team), "s3:ListBucket", f"arn:aws:s3:::{bucket}", context)
+    decision = evaluate(request, CENTRAL_IDENTITY, doc(f"consumer-training-bucket-policy[{owner}]"),
+                        resource_account={"search": SEARCH, "reviews": REVIEWS}[owner])
+    assert decision.outcome is expected, decision.explain()

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.stub import Stubber
 
-from featureshare.errors import QueryFailedError, UnsupportedError, ValidationError, WaitTimeoutError
+from featureshare.errors import QueryFailedError, ValidationError, WaitTimeoutError
 from featureshare.local import EmbeddedAWS
 from featureshare.session import AccountSession
 from featureshare.training import SourceTable, TrainingSet
@@ -246,12 +246,6 @@ def test_non_empty_output_prefix_is_rejected(world: World) -> None:
 def test_catalog_that_does_not_point_at_the_central_account_fails_naming_the_table(world: World) -> None:
     with pytest.raises(ValidationError, match=r"cannot see table sagemaker_featurestore\.sessions.*does not"):
         _training(world).build(session=world.consumer, output_uri=world.output(), catalog_name="elsewhere")
-
-
-def test_central_role_strategy_cannot_see_local_groups(world: World) -> None:
-    with pytest.raises(UnsupportedError, match="cannot see feature group 'keywords'"):
-        _training(world).build(session=world.consumer, output_uri=world.output(), strategy="central-role",
-                               central_session=world.central)
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -38,7 +38,13 @@ from featureshare.bootstrap.resources import (
     S3Bucket,
     S3BucketPolicy,
 )
-from featureshare.bootstrap.templates import PolicyDocument, offline_store_role_arn, policy_documents
+from featureshare.bootstrap.templates import (
+    CENTRAL_SCRATCH_DATABASE,
+    PolicyDocument,
+    central_workgroup_name,
+    offline_store_role_arn,
+    policy_documents,
+)
 from featureshare.config import ConsumerAccount, Topology
 from featureshare.errors import ConfigError, from_client_error, translate_client_error
 from featureshare.session import AccountSession
@@ -213,6 +219,12 @@ class Bootstrap:
             GlueResourcePolicy("central", "catalog",
                                document=lambda: self._document("glue-catalog-resource-policy")),
         ]
+        # strategy="central-role": temporary entity tables of the central role, one workgroup per consumer.
+        items.append(GlueDatabase("central", CENTRAL_SCRATCH_DATABASE))
+        items += [CentralAthenaWorkGroup("central", central_workgroup_name(consumer),
+                                         output_location=f"{consumer.athena_results_uri}central/",
+                                         expected_bucket_owner=consumer.account_id)
+                  for consumer in self.topology.consumers]
         for consumer in self.topology.consumers:
             items += self._consumer_resources(consumer)
         return items
@@ -298,6 +310,32 @@ class Bootstrap:
             logger.info("bootstrap delete %s", resource.address)
             done.append(Change(Action.DELETE, resource.address))
         return Plan(tuple(done))
+
+
+class CentralAthenaWorkGroup(AthenaWorkGroup):
+    """A central-account workgroup writing results into a consumer's bucket: besides the enforced result
+    location and ``ExpectedBucketOwner`` it sets the ``BUCKET_OWNER_FULL_CONTROL`` ACL, which the consumer's
+    bucket policy and the central role's policy require of every object the central role writes there
+    (enforced, so it also covers UNLOAD/CTAS data files). Belongs in resources.py as an ``acl`` option of
+    AthenaWorkGroup; kept here until that file's owner adds it."""
+
+    ACL = "BUCKET_OWNER_FULL_CONTROL"
+
+    def desired(self) -> dict[str, Any]:
+        return {**super().desired(), "acl": self.ACL}
+
+    def read(self, session: AccountSession) -> dict[str, Any] | None:
+        current = super().read(session)
+        if current is None:
+            return None
+        group = session.client("athena").get_work_group(WorkGroup=self.name).get("WorkGroup") or {}
+        result = (group.get("Configuration") or {}).get("ResultConfiguration") or {}
+        return {**current, "acl": (result.get("AclConfiguration") or {}).get("S3AclOption", "")}
+
+    def _configuration(self) -> dict[str, Any]:
+        config = super()._configuration()
+        config["ResultConfiguration"]["AclConfiguration"] = {"S3AclOption": self.ACL}
+        return config
 
 
 def _execution_role_trust(account: str) -> dict[str, Any]:

@@ -36,11 +36,14 @@ from featureshare.errors import ConfigError, ValidationError
 from featureshare.iampolicy import policy_problems
 
 __all__ = [
+    "CENTRAL_SCRATCH_DATABASE",
+    "CENTRAL_STAGING_PREFIX",
     "DEFAULT_ALLOWED_TAG_KEYS",
     "DEFAULT_OFFLINE_STORE_ROLE_NAME",
     "TEMPLATE_DIR",
     "DocumentKind",
     "PolicyDocument",
+    "central_workgroup_name",
     "load_template",
     "offline_store_role_arn",
     "placeholders",
@@ -66,6 +69,12 @@ DEFAULT_OFFLINE_STORE_ROLE_NAME = "featureshare-offline-store"
 # Tag keys a producer may set on a central feature group; "team" is mandatory, "shared" opens reads to all.
 DEFAULT_ALLOWED_TAG_KEYS = ("team", "shared", "owner", "description", "data-classification")
 ATHENA_RESULTS_PREFIX = "athena-results"
+# strategy="central-role": where the central role reads staged entity keys and writes the central part of a
+# combined set in a consumer's training bucket, and the central-account Glue database of its temporary tables.
+# The same literals are in featureshare.training.build and in iam/central-access-role-permissions.json and
+# iam/consumer-training-bucket-policy.json (fixed names, so no placeholders; tests assert they agree).
+CENTRAL_STAGING_PREFIX = "_featureshare_staging/central"
+CENTRAL_SCRATCH_DATABASE = "featureshare_scratch"
 
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z][a-z0-9_]*)\s*\}\}")
 _DROPPED = object()  # sentinel: this node disappears from its parent
@@ -261,8 +270,18 @@ def offline_store_role_arn(topology: Topology) -> str:
 
 
 def result_prefixes(consumer: ConsumerAccount) -> tuple[str, ...]:
-    """Key prefixes of a consumer's training bucket that the central access role may write results under."""
-    return tuple(dict.fromkeys((consumer.training_prefix.strip("/"), ATHENA_RESULTS_PREFIX)))
+    """Key prefixes of a consumer's training bucket that the central access role may write results under (and
+    read back): training sets, Athena results, and the central-role staging prefix (the staged entity keys it
+    reads and the central part of a combined set it UNLOADs)."""
+    return tuple(dict.fromkeys((consumer.training_prefix.strip("/"), ATHENA_RESULTS_PREFIX,
+                                CENTRAL_STAGING_PREFIX)))
+
+
+def central_workgroup_name(consumer: ConsumerAccount) -> str:
+    """The Athena workgroup in the CENTRAL account that runs strategy="central-role" queries for ``consumer``
+    (results in that consumer's bucket): ``<consumer workgroup>-<consumer account>``, unique per consumer.
+    ``TrainingSet.build`` derives the same name from ``workgroup=`` and the consumer account."""
+    return f"{consumer.athena_workgroup}-{consumer.account_id}"
 
 
 def _key_arn(configured: str, owner: str, resolved: Mapping[str, str]) -> str:
@@ -339,7 +358,7 @@ def _central_documents(topology: Topology, values: Mapping[str, Value], allowed_
         trust["Statement"].extend(team_trust["Statement"])
     result_arns = [_object_arn(partition, c.training_bucket, prefix)
                    for c in topology.consumers for prefix in result_prefixes(c)]
-    workgroups = dict.fromkeys(c.athena_workgroup for c in topology.consumers)
+    workgroups = dict.fromkeys(central_workgroup_name(c) for c in topology.consumers)
     permissions = _pick(
         values, "central-access-role-permissions", template_dir,
         allowed_tag_keys=list(allowed_tag_keys),

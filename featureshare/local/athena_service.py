@@ -117,7 +117,9 @@ def _table_input(meta: TableMeta) -> dict[str, Any]:
 class _MotoResolver:
     """The engine's :class:`~featureshare.local.athena_engine.Resolver` over moto's Glue and S3."""
 
-    def __init__(self, account: str, region: str, kms_key: str | None = None, actor: Any = None) -> None:
+    def __init__(self, account: str, region: str, kms_key: str | None = None, actor: Any = None,
+                 acl: str | None = None) -> None:
+        self.acl = acl  # canned ACL Athena sends (x-amz-acl) with every object it writes
         self.account = account
         self.region = region
         self.kms_key = kms_key
@@ -199,7 +201,7 @@ class _MotoResolver:
 
     def write_object(self, uri: str, body: bytes) -> None:
         bucket, key = _split_uri(uri)
-        self._authorize(writes=[(bucket, key)])
+        self._authorize(writes=[(bucket, key)], acl=self.acl)
         try:
             mi.s3_put(bucket, key, body, kms_key_id=self.kms_key)
         except KeyError as exc:
@@ -385,7 +387,9 @@ def _run(execution: _Execution, account: str, region: str) -> None:
         execution.state = QueryState.RUNNING
     encryption = execution.result_configuration.get("EncryptionConfiguration") or {}
     kms_key = encryption.get("KmsKey") if encryption.get("EncryptionOption") == "SSE_KMS" else None
-    resolver = _MotoResolver(account, region, kms_key, execution.actor)
+    acl_option = (execution.result_configuration.get("AclConfiguration") or {}).get("S3AclOption")
+    acl = str(acl_option).lower().replace("_", "-") if acl_option else None  # BUCKET_OWNER_FULL_CONTROL
+    resolver = _MotoResolver(account, region, kms_key, execution.actor, acl)
     context = QueryContext(
         account_id=account, region=region,
         catalog=execution.context.get("Catalog", DEFAULT_CATALOG).lower(),

@@ -587,7 +587,8 @@ def current_actor() -> Actor | None:
 
 
 def authorize_reads(actor: Actor | None, *, tables: Iterable[tuple[str, str, str]] = (),
-                    objects: Iterable[tuple[str, str]] = (), writes: Iterable[tuple[str, str]] = ()) -> str | None:
+                    objects: Iterable[tuple[str, str]] = (), writes: Iterable[tuple[str, str]] = (),
+                    acl: str | None = None) -> str | None:
     """``None`` when ``actor`` may read every Glue table ``(catalog account, database, table)`` and S3 object
     ``(bucket, key)`` and write every ``writes`` object; otherwise the AccessDenied message of the first refusal.
 
@@ -600,7 +601,9 @@ def authorize_reads(actor: Actor | None, *, tables: Iterable[tuple[str, str, str
     requests = [ParsedRequest("", actor.region, "glue", op, {"CatalogId": account, "DatabaseName": database,
                                                              "Name": table, "TableName": table})
                 for account, database, table in tables for op in ("GetTable", "GetPartitions")]
-    requests += [ParsedRequest("", actor.region, "s3", method, method=method, bucket=bucket, key=key)
+    put_headers = {"x-amz-acl": acl} if acl else {}
+    requests += [ParsedRequest("", actor.region, "s3", method, method=method, bucket=bucket, key=key,
+                               headers=put_headers if method == "PUT" else {})
                  for pairs, method in ((objects, "GET"), (writes, "PUT")) for bucket, key in pairs]
     facts = actor.enforcer.facts
     for req in requests:

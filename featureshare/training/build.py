@@ -17,10 +17,14 @@ GLUE data catalog and local groups through ``awsdatacatalog``, and UNLOADs (or C
 result into ``output_uri`` with ``_manifest.json`` and ``_entities.parquet`` beside it (Athena ignores
 files starting with ``_``). Staging objects and the temporary table are removed in ``finally``.
 
+``strategy="central-role"`` (the assumed central role runs the central groups' query; ``central_session=``):
+a central-only set is one query in the central account, in its workgroup for this consumer, written to
+the consumer bucket (``ExpectedBucketOwner``, ``BUCKET_OWNER_FULL_CONTROL``), its entities staged under
+``_featureshare_staging/central/<token>/`` (the only staging prefix the central role may read). A set mixing
+central and local groups is materialised in two parts, see :mod:`featureshare.training.central_role`.
+
 Emulation limits: cross-account Glue tables are not checked before running (the consumer usually cannot call
 ``glue:GetTable`` on the central catalog); a missing central table surfaces as the query's failure reason.
-``strategy="central-role"`` runs central-only sets in the central account and writes to the consumer bucket;
-sets that mix central and local groups need ``strategy="catalog"``.
 """
 
 from __future__ import annotations
@@ -70,6 +74,11 @@ ROW_COLUMN = "featureshare_row"
 TIME_COLUMN = "featureshare_t"
 LOCAL_CATALOG = "awsdatacatalog"
 STAGING_PREFIX = "_featureshare_staging"
+# strategy="central-role": the staging prefix the central role may read and write (bucket policy + its
+# identity policy) and its Glue database for temporary tables in the central account; the same literals as
+# featureshare.bootstrap.templates (which creates and grants them).
+CENTRAL_STAGING_PREFIX = f"{STAGING_PREFIX}/central"
+CENTRAL_SCRATCH_DATABASE = "featureshare_scratch"
 MANIFEST_NAME = "_manifest.json"
 ENTITIES_NAME = "_entities.parquet"
 STRATEGIES = ("catalog", "central-role")
@@ -192,25 +201,39 @@ class TrainingSet:
         the query would run as; it decides which groups are read through ``catalog_name``."""
         account = _account_of(consumer) if consumer is not None else ""
         time_range = stage_entities(self).time_range if isinstance(self.entities, pd.DataFrame) else None
+        others = [j.source.account_id for j in self.joins if j.source.account_id != account]
+        if strategy == "central-role" and account and 0 < len(others) < len(self.joins):
+            from featureshare.training import central_role
+
+            return central_role.render(self, consumer_account=account, central_account=others[0],
+                                       scratch_database=scratch_database, time_range=time_range)
         return self.query(consumer_account=account, strategy=strategy, catalog_name=catalog_name,
                           scratch_database=scratch_database, time_range=time_range).render()
 
     # --------------------------------------------------------------------------------------- building
     def build(self, *, session: Any, output_uri: str, format: str = "parquet", register_as: str | None = None,
               strategy: str = "catalog", central_session: Any = None, workgroup: str | None = None,
-              catalog_name: str = "central", scratch_database: str = "featureshare_scratch",
-              wait: bool = True, timeout: float = 1800.0) -> BuiltTrainingSet:
+              central_workgroup: str | None = None, catalog_name: str = "central",
+              scratch_database: str = "featureshare_scratch", wait: bool = True,
+              timeout: float = 1800.0) -> BuiltTrainingSet:
         """Run the query and write the set to ``output_uri`` (a bucket of ``session``'s account).
 
         Returns a :class:`BuiltTrainingSet`; with ``wait=False`` it is still running: call ``wait()`` (or
         ``cancel()``), which also removes the staging data. Every problem that can be found before running
         (unknown features, collisions, bad TTL / as_of, an output bucket of another account, a strategy
         that cannot see a group) raises before anything is written.
+
+        ``strategy="central-role"`` needs ``central_session`` (the assumed central role); its queries run in
+        the central workgroup ``central_workgroup`` (default: ``<workgroup>-<consumer account>``, the one
+        bootstrap creates; ``primary`` without ``workgroup``) and register temporary tables in the central
+        database ``featureshare_scratch``. Sets mixing central and local groups run the central part first (within
+        ``timeout``, also with ``wait=False``), then the consumer part in ``workgroup``.
         """
         plan = _plan(self, session=session, output_uri=output_uri, format=format, register_as=register_as,
                      strategy=strategy, central_session=central_session, workgroup=workgroup,
-                     catalog_name=catalog_name, scratch_database=scratch_database)
-        built = _start(plan)
+                     central_workgroup=central_workgroup, catalog_name=catalog_name,
+                     scratch_database=scratch_database)
+        built = _start(plan, timeout)
         if wait:
             built.wait(timeout=timeout)
         return built
@@ -377,10 +400,12 @@ class _Plan:
     staged: StagedEntities | None
     strategy: str
     started_at: dt.datetime
+    staging_root: str = STAGING_PREFIX
+    central: Any = None  # central_role.CentralPart of a set mixing central and local groups
 
     @property
     def staging_prefix(self) -> str:
-        return f"{STAGING_PREFIX}/{self.token}/"
+        return f"{self.staging_root}/{self.token}/"
 
     @property
     def entity_table(self) -> str:
@@ -388,8 +413,8 @@ class _Plan:
 
 
 def _plan(training: TrainingSet, *, session: Any, output_uri: str, format: str, register_as: str | None,
-          strategy: str, central_session: Any, workgroup: str | None, catalog_name: str,
-          scratch_database: str) -> _Plan:
+          strategy: str, central_session: Any, workgroup: str | None, central_workgroup: str | None,
+          catalog_name: str, scratch_database: str) -> _Plan:
     if format.lower() != "parquet":
         raise ValidationError(f"format {format!r} is not supported; use 'parquet'", field="format", value=format)
     if strategy not in STRATEGIES:
@@ -415,6 +440,16 @@ def _plan(training: TrainingSet, *, session: Any, output_uri: str, format: str, 
                               field="central_session")
     run_session = central_session if strategy == "central-role" else session
     consumer_account, run_account = _account_of(session), _account_of(run_session)
+    if strategy == "central-role":
+        central_workgroup = central_workgroup or (f"{workgroup}-{consumer_account}" if workgroup else "primary")
+        if any(j.source.account_id != run_account for j in training.joins):
+            from featureshare.training import central_role
+
+            return central_role.plan(training, session=session, central_session=central_session,
+                                     consumer_account=consumer_account, central_account=run_account,
+                                     output_uri=output_uri, register_as=target, workgroup=workgroup or "primary",
+                                     central_workgroup=central_workgroup, scratch_database=scratch_database)
+        scratch_database = CENTRAL_SCRATCH_DATABASE  # the query and its temporary table are in the central account
     staged = stage_entities(training) if isinstance(training.entities, pd.DataFrame) else None
     token = _token(consumer_account, output_uri, staged)
     query = training.query(consumer_account=run_account, strategy=strategy, catalog_name=catalog_name,
@@ -426,8 +461,10 @@ def _plan(training: TrainingSet, *, session: Any, output_uri: str, format: str, 
     return _Plan(training=training, query=query, sql=sql, statement=_statement(sql, output_uri, target),
                  session=session, run_session=run_session, run_account=run_account,
                  consumer_account=consumer_account, output_uri=output_uri, bucket=bucket, register_as=target,
-                 workgroup=workgroup or "primary", scratch_database=scratch_database, token=token,
-                 staged=staged, strategy=strategy, started_at=dt.datetime.now(dt.UTC))
+                 workgroup=(central_workgroup if strategy == "central-role" else workgroup) or "primary",
+                 scratch_database=scratch_database, token=token, staged=staged, strategy=strategy,
+                 started_at=dt.datetime.now(dt.UTC),
+                 staging_root=CENTRAL_STAGING_PREFIX if strategy == "central-role" else STAGING_PREFIX)
 
 
 def _token(account: str, output_uri: str, staged: StagedEntities | None) -> str:
@@ -490,7 +527,11 @@ def _check_output(session: Any, account: str, bucket: str, prefix: str, output_u
 
 # ------------------------------------------------------------------------------------------- execution
 
-def _start(plan: _Plan) -> BuiltTrainingSet:
+def _start(plan: _Plan, timeout: float) -> BuiltTrainingSet:
+    if plan.central is not None:
+        from featureshare.training import central_role
+
+        return central_role.start(plan, timeout)
     staging = _Staging(plan)
     try:
         staging.create()
@@ -630,6 +671,8 @@ class BuiltTrainingSet:
     state: str = "RUNNING"
     data_scanned_bytes: int | None = None
     manifest: dict[str, Any] | None = None
+    central_query_execution_id: str | None = None  # the central part of a combined central-role set
+    central_data_scanned_bytes: int | None = None
 
     @property
     def sql(self) -> str:
@@ -654,7 +697,8 @@ class BuiltTrainingSet:
         athena = self.plan.run_session.client("athena")
         try:
             execution = _wait_for(athena, self.query_execution_id, timeout)
-            self.data_scanned_bytes = int(execution.get("Statistics", {}).get("DataScannedInBytes", 0))
+            scanned = int(execution.get("Statistics", {}).get("DataScannedInBytes", 0))
+            self.data_scanned_bytes = scanned + (self.central_data_scanned_bytes or 0)
             self.manifest = _write_outputs(self)
             self.state = "SUCCEEDED"
         except QueryFailedError as exc:
@@ -755,4 +799,8 @@ def _manifest(built: BuiltTrainingSet, rows: int, entities_uri: str | None) -> d
                      "time_range": [_iso(t) for t in time_range] if time_range else None},
         "groups": groups, "columns": [c for c in query.output_columns if c != ROW_ID_COLUMN],
         "row_count": rows, "data_scanned_bytes": built.data_scanned_bytes,
+        "central_part": None if plan.central is None else {
+            "account_id": plan.central.account, "workgroup": plan.central.workgroup,
+            "query_execution_id": built.central_query_execution_id, "sql": plan.central.sql,
+            "statement": plan.central.statement, "data_scanned_bytes": built.central_data_scanned_bytes},
     }
