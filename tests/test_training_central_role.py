@@ -175,7 +175,7 @@ def _same(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     for column in actual.columns:
         left, right = actual[column].tolist(), expected[column].tolist()
         if column == "label_time":
-            left = [epoch_seconds(pd.Timestamp(v).tz_localize("UTC")) for v in left]
+            left = [epoch_seconds(v) for v in left]  # to_dataframe keeps the input time zone
             right = [epoch_seconds(v) for v in right]
         assert [None if pd.isna(v) else v for v in left] == [None if pd.isna(v) else v for v in right], column
 

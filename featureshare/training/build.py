@@ -740,7 +740,24 @@ class BuiltTrainingSet:
             return pd.DataFrame(columns=[c for c in columns if c != ROW_ID_COLUMN])
         frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
         frame = frame.sort_values(ROW_ID_COLUMN, kind="stable").drop(columns=[ROW_ID_COLUMN])
-        return frame.reset_index(drop=True)
+        return _typed(frame.reset_index(drop=True), self.plan)
+
+
+def _typed(frame: pd.DataFrame, plan: _Plan) -> pd.DataFrame:
+    """Entity columns get their input dtypes back (Parquet timestamps lose the zone), and Integral features
+    stay integers when some rows have no value (nullable ``Int64``, not float)."""
+    entities = plan.training.entities
+    if isinstance(entities, pd.DataFrame):
+        for column, dtype in entities.dtypes.items():
+            zone = getattr(dtype, "tz", None)
+            if column in frame and zone is not None and getattr(frame[column].dtype, "tz", None) is None:
+                frame[column] = frame[column].dt.tz_localize("UTC").dt.tz_convert(zone)
+    for join in plan.query.joins:
+        for feature in join.features:
+            name = join.output_name(feature)
+            if join.source.feature_types.get(feature) == "Integral" and name in frame:
+                frame[name] = frame[name].astype("Int64")
+    return frame
 
 
 def _write_outputs(built: BuiltTrainingSet) -> dict[str, Any]:
@@ -754,7 +771,9 @@ def _write_outputs(built: BuiltTrainingSet) -> dict[str, Any]:
         rows += pq.read_metadata(io.BytesIO(body)).num_rows
     entities_uri = None
     if plan.staged is not None:
-        original = plan.staged.frame.drop(columns=[ROW_COLUMN, TIME_COLUMN])
+        given = plan.training.entities  # the caller's frame keeps its dtypes (time zones) for a faithful rebuild
+        original = given if isinstance(given, pd.DataFrame) else plan.staged.frame.drop(columns=[ROW_COLUMN,
+                                                                                                 TIME_COLUMN])
         body = io.BytesIO()
         pq.write_table(pa.Table.from_pandas(original, preserve_index=False), body)
         s3.put_object(Bucket=bucket, Key=prefix + ENTITIES_NAME, Body=body.getvalue(),
