@@ -221,9 +221,9 @@ class Bootstrap:
         ]
         # strategy="central-role": temporary entity tables of the central role, one workgroup per consumer.
         items.append(GlueDatabase("central", CENTRAL_SCRATCH_DATABASE))
-        items += [CentralAthenaWorkGroup("central", central_workgroup_name(consumer),
-                                         output_location=f"{consumer.athena_results_uri}central/",
-                                         expected_bucket_owner=consumer.account_id)
+        items += [AthenaWorkGroup("central", central_workgroup_name(consumer),
+                                  output_location=f"{consumer.athena_results_uri}central/",
+                                  expected_bucket_owner=consumer.account_id, acl="BUCKET_OWNER_FULL_CONTROL")
                   for consumer in self.topology.consumers]
         for consumer in self.topology.consumers:
             items += self._consumer_resources(consumer)
@@ -310,32 +310,6 @@ class Bootstrap:
             logger.info("bootstrap delete %s", resource.address)
             done.append(Change(Action.DELETE, resource.address))
         return Plan(tuple(done))
-
-
-class CentralAthenaWorkGroup(AthenaWorkGroup):
-    """A central-account workgroup writing results into a consumer's bucket: besides the enforced result
-    location and ``ExpectedBucketOwner`` it sets the ``BUCKET_OWNER_FULL_CONTROL`` ACL, which the consumer's
-    bucket policy and the central role's policy require of every object the central role writes there
-    (enforced, so it also covers UNLOAD/CTAS data files). Belongs in resources.py as an ``acl`` option of
-    AthenaWorkGroup; kept here until that file's owner adds it."""
-
-    ACL = "BUCKET_OWNER_FULL_CONTROL"
-
-    def desired(self) -> dict[str, Any]:
-        return {**super().desired(), "acl": self.ACL}
-
-    def read(self, session: AccountSession) -> dict[str, Any] | None:
-        current = super().read(session)
-        if current is None:
-            return None
-        group = session.client("athena").get_work_group(WorkGroup=self.name).get("WorkGroup") or {}
-        result = (group.get("Configuration") or {}).get("ResultConfiguration") or {}
-        return {**current, "acl": (result.get("AclConfiguration") or {}).get("S3AclOption", "")}
-
-    def _configuration(self) -> dict[str, Any]:
-        config = super()._configuration()
-        config["ResultConfiguration"]["AclConfiguration"] = {"S3AclOption": self.ACL}
-        return config
 
 
 def _execution_role_trust(account: str) -> dict[str, Any]:

@@ -461,15 +461,20 @@ class GlueDatabase(Resource):
 
 @dataclass
 class AthenaWorkGroup(Resource):
+    """A workgroup whose result configuration is enforced; ``acl`` (e.g. ``BUCKET_OWNER_FULL_CONTROL``) is the
+    canned ACL of every object it writes, needed when results land in another account's bucket."""
+
     output_location: str = ""
     expected_bucket_owner: str = ""
+    acl: str = ""
 
     def __post_init__(self) -> None:
         self.kind = "athena-workgroup"
 
     def desired(self) -> Document:
-        return {"output_location": self.output_location, "enforce": True,
-                "expected_bucket_owner": self.expected_bucket_owner, "tags": _tags()}
+        state = {"output_location": self.output_location, "enforce": True,
+                 "expected_bucket_owner": self.expected_bucket_owner, "tags": _tags()}
+        return {**state, "acl": self.acl} if self.acl else state
 
     def read(self, session: AccountSession) -> Document | None:
         athena = session.client("athena")
@@ -485,9 +490,11 @@ class AthenaWorkGroup(Resource):
         result = config.get("ResultConfiguration", {})
         tags = {t["Key"]: t["Value"] for t in athena.list_tags_for_resource(ResourceARN=self._arn(session))
                 .get("Tags", [])}
-        return {"output_location": result.get("OutputLocation", ""),
-                "enforce": bool(config.get("EnforceWorkGroupConfiguration", False)),
-                "expected_bucket_owner": result.get("ExpectedBucketOwner", ""), "tags": tags}
+        state = {"output_location": result.get("OutputLocation", ""),
+                 "enforce": bool(config.get("EnforceWorkGroupConfiguration", False)),
+                 "expected_bucket_owner": result.get("ExpectedBucketOwner", ""), "tags": tags}
+        acl = (result.get("AclConfiguration") or {}).get("S3AclOption", "")
+        return {**state, "acl": acl} if acl or self.acl else state
 
     def _arn(self, session: AccountSession) -> str:
         return f"arn:aws:athena:{session.region}:{session.account_id}:workgroup/{self.name}"
@@ -496,6 +503,8 @@ class AthenaWorkGroup(Resource):
         result: dict[str, Any] = {"OutputLocation": self.output_location}
         if self.expected_bucket_owner:
             result["ExpectedBucketOwner"] = self.expected_bucket_owner
+        if self.acl:
+            result["AclConfiguration"] = {"S3AclOption": self.acl}
         return {"ResultConfiguration": result, "EnforceWorkGroupConfiguration": True,
                 "PublishCloudWatchMetricsEnabled": True}
 
