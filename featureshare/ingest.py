@@ -25,6 +25,14 @@ Problems with a whole column (a column that is not a feature, naive datetimes wi
 ``processes=N`` spreads chunks over N spawned processes; each rebuilds the session from
 ``session.to_spec()`` (an assumed role is assumed again in the worker, never replaced by the worker's own
 default credentials) and the group from its ARN.
+
+Interruptions (Ctrl-C, a worker that crashes): queued batches are cancelled, running ones finish, and every
+row not known to be written becomes a failure -- ``NotSent`` (never sent), ``Interrupted`` (its batch
+crashed mid-call: it may or may not have been written) and one ``NotRead`` entry at the first row never
+read -- written to ``failures_path`` before the exception propagates. :func:`pending_rows` turns that
+record back into the rows to ingest to resume. A KeyboardInterrupt stays a KeyboardInterrupt; a crashed
+worker raises :class:`IngestionError` with the report. Limit: with ``processes=N`` an interruption is not
+accounted row by row (chunks of finished workers are merged; re-ingest the rest).
 """
 
 from __future__ import annotations
@@ -47,18 +55,21 @@ import pandas as pd
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from featureshare.errors import IngestionError, ValidationError, error_code
+from featureshare.errors import FeatureshareError, IngestionError, ValidationError, error_code
 from featureshare.values import format_event_times, to_value_strings
 
 if TYPE_CHECKING:
     from featureshare.groups import FeatureGroup
     from featureshare.session import SessionSpec
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "MAX_BATCH", "IngestReport", "RowFailure", "ingest", "retryable"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "MAX_BATCH", "MAX_RECORD_BYTES", "IngestReport", "RowFailure", "ingest",
+           "pending_rows", "retryable"]
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 25
+#: Feature Store's limit on one record (names plus values, UTF-8), checked before sending.
+MAX_RECORD_BYTES = 350 * 1024
 DEFAULT_CHUNK_SIZE = 10_000
 RUNTIME_SERVICE = "sagemaker-featurestore-runtime"
 _RETRYABLE_CODES = frozenset({"ServiceUnavailable", "InternalFailure", "InternalServerError", "InternalError",
@@ -67,6 +78,10 @@ _RETRYABLE_CODES = frozenset({"ServiceUnavailable", "InternalFailure", "Internal
 _UNSUPPORTED_CODES = frozenset({"UnknownOperationException", "UnknownOperation", "InvalidAction",
                                 "NotImplemented", "NotImplementedException"})
 _TARGET_STORES = frozenset({"OnlineStore", "OfflineStore"})
+#: Failure codes of an interrupted ingestion (see :func:`pending_rows`).
+NOT_SENT = "NotSent"
+INTERRUPTED = "Interrupted"
+NOT_READ = "NotRead"
 _FAILURE_COLUMNS = ["position", "record_id", "event_time", "code", "message"]
 
 
@@ -158,6 +173,14 @@ class _Entry:
     record: list[dict[str, str]]
 
 
+@dataclass
+class _Batch:
+    """Up to 25 entries sent together; ``written`` holds the positions confirmed written so far."""
+
+    entries: list[_Entry]
+    written: set[int] = field(default_factory=set)
+
+
 # -------------------------------------------------------------------------------------------- preparing
 
 def _chunks(data: Any, chunk_size: int) -> Iterator[pd.DataFrame]:
@@ -225,12 +248,25 @@ def prepare(chunk: pd.DataFrame, group: FeatureGroup, *, start: int, timezone: A
     # The one per-row loop: rows of plain Python strings, zipped from the converted columns.
     for i, row in enumerate(zip(*(c.tolist() for c in columns), strict=True)):
         record_id, event_time = row[id_at], row[time_at]
-        if record_id is None or event_time is None or i in row_errors:
-            failures.append(_invalid_row(start + i, record_id, event_time, row_errors.get(i)))
+        if not record_id or event_time is None or i in row_errors:  # "" is as missing to Feature Store
+            failures.append(_invalid_row(start + i, record_id or None, event_time, row_errors.get(i)))
             continue
         record = [{"FeatureName": n, "ValueAsString": v} for n, v in zip(names, row, strict=True) if v is not None]
+        size = _record_bytes(record)
+        if size > MAX_RECORD_BYTES:
+            failures.append(RowFailure(start + i, record_id, event_time, "RecordTooLarge",
+                                       f"the record is {size} bytes; Feature Store accepts at most "
+                                       f"{MAX_RECORD_BYTES} bytes per record"))
+            continue
         entries.append(_Entry(start + i, record_id, event_time, record))
     return entries, failures
+
+
+def _record_bytes(record: list[dict[str, str]]) -> int:
+    chars = sum(len(v["FeatureName"]) + len(v["ValueAsString"]) for v in record)
+    if chars * 4 <= MAX_RECORD_BYTES:  # UTF-8 needs at most 4 bytes a character: encode only when it matters
+        return chars
+    return sum(len(v["FeatureName"].encode()) + len(v["ValueAsString"].encode()) for v in record)
 
 
 def _invalid_row(position: int, record_id: str | None, event_time: str | None,
@@ -238,7 +274,8 @@ def _invalid_row(position: int, record_id: str | None, event_time: str | None,
     if problems:
         return RowFailure(position, record_id, event_time, "InvalidValue", "; ".join(problems))
     if record_id is None:
-        return RowFailure(position, None, event_time, "MissingRecordIdentifier", "the record id is missing")
+        return RowFailure(position, None, event_time, "MissingRecordIdentifier",
+                          "the record id is missing or empty")
     return RowFailure(position, record_id, None, "MissingEventTime", "the event time is missing")
 
 
@@ -278,22 +315,27 @@ class _Sender:
             request["TargetStores"] = list(self.options.target_stores)
         return request
 
-    def send(self, entries: list[_Entry], batch_index: int) -> list[RowFailure]:
+    def send(self, batch: _Batch, batch_index: int) -> list[RowFailure]:
+        """Send one batch; ``batch.written`` records each entry as soon as it is known to be written, so a
+        crash midway (or Ctrl-C) can tell what this batch did."""
         rng = random.Random(None if self._seed is None else self._seed * 1_000_003 + batch_index)
         if self.use_batch:
-            failures, unsupported = self._send_batch(entries, rng)
+            failures, unsupported = self._send_batch(batch.entries, rng, batch.written)
             if not unsupported:
                 return failures
             logger.warning("BatchWriteRecord is not available here; falling back to PutRecord")
             self.use_batch = False
         failures = []
-        for entry in entries:
+        for entry in batch.entries:
             failure = self._send_put(entry, rng)
             if failure is not None:
                 failures.append(failure)
+            else:
+                batch.written.add(entry.position)
         return failures
 
-    def _send_batch(self, entries: list[_Entry], rng: random.Random) -> tuple[list[RowFailure], bool]:
+    def _send_batch(self, entries: list[_Entry], rng: random.Random,
+                    written: set[int]) -> tuple[list[RowFailure], bool]:
         by_key: dict[Any, list[_Entry]] = defaultdict(list)
         for entry in entries:
             by_key[_record_key(entry.record)].append(entry)
@@ -337,6 +379,8 @@ class _Sender:
             retry += [_take(by_key, u) for u in unprocessed]
             for entry in retry:
                 by_key[_record_key(entry.record)].append(entry)
+            not_written = {e.position for e in retry} | {f.position for f in failures}
+            written.update(e.position for e in pending if e.position not in not_written)
             pending = retry
             if not pending:
                 return failures, False
@@ -456,19 +500,76 @@ def ingest(
     report = IngestReport(group=group.name)
     if on_error == "raise" and isinstance(data, pd.DataFrame | list | tuple):
         _validate_all(group, data, options, report)
-    if processes is not None and processes > 1:
-        _ingest_processes(group, data, options, processes, report, progress, on_error)
-    else:
-        _ingest_threads(group, data, options, report, progress, on_error)
+    try:
+        if processes is not None and processes > 1:
+            _ingest_processes(group, data, options, processes, report, progress, on_error)
+        else:
+            _ingest_threads(group, data, options, report, progress, on_error)
+    except BaseException as exc:
+        _finish(report, started, failures_path)
+        replacement = _interrupted(exc, report, group.name)
+        if replacement is exc:
+            raise
+        raise replacement from exc
+    _finish(report, started, failures_path)
+    if on_error == "raise" and report.failures:
+        raise IngestionError(f"{report.failed} of {report.rows_seen} records were not written to {group.name}",
+                             report=report, hint="see error.report.failures")
+    return report
+
+
+def _finish(report: IngestReport, started: float, failures_path: str | Path | None) -> None:
     report.elapsed_s = time.monotonic() - started
     report.failures.sort(key=lambda f: f.position)
     if failures_path is not None:
         report.failures_path = str(write_failures(report, failures_path))
     logger.info("ingest %s", report.summary())
-    if on_error == "raise" and report.failures:
-        raise IngestionError(f"{report.failed} of {report.rows_seen} records were not written to {group.name}",
-                             report=report, hint="see error.report.failures")
-    return report
+
+
+def _interrupted(exc: BaseException, report: IngestReport, name: str) -> BaseException:
+    """The exception to raise when an ingestion stops early: Ctrl-C and featureshare's own errors stay what
+    they are (with a note saying where the record of the unwritten rows is); a crashed worker becomes an
+    :class:`IngestionError` carrying the report."""
+    where = (f"the rows not written are listed in {report.failures_path}" if report.failures_path
+             else "pass failures_path= to keep a list of them")
+    note = (f"featureshare: {report.rows_written} of {report.rows_seen} rows read were written to {name} "
+            f"before the ingestion stopped; {where} (resume with featureshare.ingest.pending_rows)")
+    if isinstance(exc, FeatureshareError | KeyboardInterrupt | SystemExit | GeneratorExit):
+        if report.rows_written or report.calls:
+            exc.add_note(note)
+        if isinstance(exc, IngestionError) and exc.report is None:
+            exc.report = report
+        return exc
+    return IngestionError(f"the ingestion into {name} stopped: {type(exc).__name__}: {exc}", report=report,
+                          hint=note.removeprefix("featureshare: "))
+
+
+def pending_rows(data: pd.DataFrame, failures: IngestReport | pd.DataFrame | str | Path) -> pd.DataFrame:
+    """The rows of ``data`` that an earlier ingestion of the same ``data`` did not write, from its report or
+    its failures file: every listed position, and with a ``NotRead`` entry every row from there on.
+
+    Ingest the result to resume: rows already written are not sent again, so the offline store gets no
+    duplicates (rows marked ``Interrupted`` may have been written; re-sending them is harmless online and
+    may repeat them offline). The result keeps ``data``'s index, so its report's positions map back through
+    ``result.index``. Iterators cannot be re-read: skip the first ``NotRead`` position rows yourself.
+
+    >>> report = ingest(group, df, failures_path="failed.parquet")  # interrupted   # doctest: +SKIP
+    >>> ingest(group, pending_rows(df, "failed.parquet"))                          # doctest: +SKIP
+    """
+    if isinstance(failures, IngestReport):
+        frame = failures.failures_frame()
+    elif isinstance(failures, pd.DataFrame):
+        frame = failures
+    else:
+        path = Path(failures)
+        frame = (pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq")
+                 else pd.read_json(path, orient="records", lines=True, dtype={"record_id": str}))
+    positions = frame["position"].astype("int64")
+    not_read = positions[frame["code"] == NOT_READ]
+    wanted = set(positions[frame["code"] != NOT_READ].tolist())
+    if len(not_read):
+        wanted.update(range(int(not_read.min()), len(data)))
+    return data.iloc[sorted(p for p in wanted if p < len(data))]
 
 
 def _validate_all(group: FeatureGroup, data: Any, options: _Options, report: IngestReport) -> None:
@@ -493,13 +594,51 @@ def _progress_bar(progress: bool | None, data: Any) -> Any:
     return tqdm(total=len(data) if isinstance(data, pd.DataFrame) else None, unit="rows", desc="ingest")
 
 
+@dataclass
+class _Progress:
+    """Where a threaded ingestion is, so an interruption can say exactly what was and was not sent.
+
+    ``pending`` maps each submitted, not yet collected batch to its entries; ``unsubmitted`` holds the
+    prepared entries of the current chunk not yet handed to a worker; ``unread_from`` is the position of
+    the first input row not yet converted (``None`` once the input is exhausted)."""
+
+    pending: dict[cf.Future[list[RowFailure]], _Batch] = field(default_factory=dict)
+    unsubmitted: list[_Entry] = field(default_factory=list)
+    unread_from: int | None = 0
+
+
 def _ingest_threads(group: FeatureGroup, data: Any, options: _Options, report: IngestReport,
                     progress: bool | None, on_error: str) -> None:
     sender = _Sender(group, options)
     bar = _progress_bar(progress, data)
+    state = _Progress()
+    try:
+        with cf.ThreadPoolExecutor(max_workers=options.max_in_flight, thread_name_prefix="ingest") as pool:
+            try:
+                _feed(pool, sender, group, data, options, report, state, bar, on_error)
+                for future in list(state.pending):
+                    _collect(future, state, report)
+            except BaseException:
+                for future in state.pending:
+                    future.cancel()  # queued batches are not sent; running ones finish before the pool exits
+                raise
+    except BaseException:
+        _account_for_interruption(state, report)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        report.rows_written += sender.written
+        report.retries += sender.retries
+        report.throttles += sender.throttles
+        report.calls += sender.calls
+
+
+def _feed(pool: cf.ThreadPoolExecutor, sender: _Sender, group: FeatureGroup, data: Any, options: _Options,
+          report: IngestReport, state: _Progress, bar: Any, on_error: str) -> None:
+    """Read, convert and submit the input batch by batch; collects finished batches as it goes."""
     # At most 2 batches queued per worker: memory stays bounded however large the input.
     slots = threading.BoundedSemaphore(options.max_in_flight * 2)
-    futures: list[cf.Future[list[RowFailure]]] = []
     batch_index = 0
     start = 0
 
@@ -508,40 +647,53 @@ def _ingest_threads(group: FeatureGroup, data: Any, options: _Options, report: I
         if bar is not None:
             bar.update(size)
 
-    with cf.ThreadPoolExecutor(max_workers=options.max_in_flight, thread_name_prefix="ingest") as pool:
-        for chunk in _chunks(data, options.chunk_size):
-            entries, invalid = prepare(chunk, group, start=start, timezone=options.timezone)
-            report.rows_seen += len(chunk)
-            start += len(chunk)
-            report.failures += invalid
-            if invalid and on_error == "raise":
-                break  # this chunk (of a one-shot iterator) is not sent; see the module docstring
-            for offset in range(0, len(entries), MAX_BATCH):
-                slots.acquire()
-                future = pool.submit(sender.send, entries[offset:offset + MAX_BATCH], batch_index)
-                batch_index += 1
-                size = len(entries[offset:offset + MAX_BATCH])
-                future.add_done_callback(lambda f, n=size: release(f, n))
-                futures.append(future)
-            futures = _collect_done(futures, report)
-        for future in futures:
-            report.failures += future.result()
-    if bar is not None:
-        bar.close()
-    report.rows_written += sender.written
-    report.retries += sender.retries
-    report.throttles += sender.throttles
-    report.calls += sender.calls
+    for chunk in _chunks(data, options.chunk_size):
+        state.unread_from = start
+        entries, invalid = prepare(chunk, group, start=start, timezone=options.timezone)
+        report.rows_seen += len(chunk)
+        start += len(chunk)
+        report.failures += invalid
+        state.unsubmitted, state.unread_from = entries, start
+        if invalid and on_error == "raise":
+            state.unsubmitted = []
+            break  # this chunk (of a one-shot iterator) is not sent; see the module docstring
+        while state.unsubmitted:
+            batch = _Batch(state.unsubmitted[:MAX_BATCH])
+            slots.acquire()
+            future = pool.submit(sender.send, batch, batch_index)
+            state.pending[future] = batch
+            state.unsubmitted = state.unsubmitted[MAX_BATCH:]
+            batch_index += 1
+            future.add_done_callback(functools.partial(release, size=len(batch.entries)))
+        for future in [f for f in state.pending if f.done()]:
+            _collect(future, state, report)
+    state.unread_from = None
 
 
-def _collect_done(futures: list[cf.Future[list[RowFailure]]], report: IngestReport) -> list[cf.Future[Any]]:
-    pending = []
-    for future in futures:
-        if future.done():
-            report.failures += future.result()
+def _collect(future: cf.Future[list[RowFailure]], state: _Progress, report: IngestReport) -> None:
+    report.failures += future.result()  # re-raises a worker's crash; the batch then stays pending
+    del state.pending[future]
+
+
+def _account_for_interruption(state: _Progress, report: IngestReport) -> None:
+    """After an interruption: every row not known to be written becomes a failure with its position."""
+    for future, batch in state.pending.items():
+        if future.cancelled():
+            report.failures += [_failure(e, NOT_SENT, "not sent: the ingestion was interrupted")
+                                for e in batch.entries]
+        elif future.exception() is not None:
+            exc = future.exception()
+            report.failures += [_failure(e, INTERRUPTED, f"its batch was interrupted ({type(exc).__name__}: "
+                                                         f"{exc}); it may or may not have been written")
+                                for e in batch.entries if e.position not in batch.written]
         else:
-            pending.append(future)
-    return pending
+            report.failures += future.result()
+    report.failures += [_failure(e, NOT_SENT, "not sent: the ingestion was interrupted")
+                        for e in state.unsubmitted]
+    if state.unread_from is not None:
+        report.failures.append(RowFailure(state.unread_from, None, None, NOT_READ,
+                                          f"rows from position {state.unread_from} on were not read"))
+    state.pending, state.unsubmitted = {}, []
 
 
 def write_failures(report: IngestReport, path: str | Path) -> Path:

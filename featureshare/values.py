@@ -118,14 +118,21 @@ def _int_text(value: Any) -> str:
     if isinstance(value, bool | np.bool_):
         return "1" if value else "0"
     if isinstance(value, int | np.integer):
-        return str(int(value))
+        return _int64_text(int(value), value)
     if isinstance(value, float | np.floating | Decimal):
         if not math.isfinite(value) or value != int(value):
             raise ValueError(f"{value!r} is not an integer")
-        return str(int(value))
+        return _int64_text(int(value), value)
     if isinstance(value, str) and _INT_TEXT_RE.fullmatch(value.strip()):
-        return str(int(value))
+        return _int64_text(int(value), value)
     raise ValueError(f"{value!r} is not an integer")
+
+
+def _int64_text(number: int, value: Any) -> str:
+    # Python ints are unbounded; Feature Store's Integral is a 64-bit bigint and rejects the whole record.
+    if not -(2**63) <= number < 2**63:
+        raise ValueError(f"{value!r} does not fit a 64-bit Integral")
+    return str(number)
 
 
 def _integral(series: pd.Series) -> Converted:
