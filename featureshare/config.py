@@ -157,7 +157,7 @@ class _TopologyParser:
         if not isinstance(value, str):
             self.problem(path, f"must be a string, got {value!r}")
             return default
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             self.problem(path, f"{value!r} is not {expected}")
         return value
 
@@ -173,7 +173,7 @@ class _TopologyParser:
             self.problem("teams", f"must be a list of team names, got {teams_raw!r}")
         else:
             for i, team in enumerate(teams_raw):
-                if not isinstance(team, str) or not _TEAM_RE.match(team):
+                if not isinstance(team, str) or not _TEAM_RE.fullmatch(team):
                     self.problem(f"teams[{i}]", f"{team!r} is not a valid tag value")
                 else:
                     teams.append(team)
@@ -217,8 +217,8 @@ class _TopologyParser:
                               profile=profile, external_id=external_id)
 
     def same_account(self, where: str, arn: str, account: str) -> None:
-        match = _ROLE_ARN_RE.match(arn or "")
-        if match and _ACCOUNT_RE.match(account) and match.group(1) != account:
+        match = _ROLE_ARN_RE.fullmatch(arn or "")
+        if match and _ACCOUNT_RE.fullmatch(account) and match.group(1) != account:
             self.problem(where, f"{arn!r} is in account {match.group(1)}, expected {account}")
 
     def parse_consumers(self, tables: Any, central: CentralAccount | None) -> list[ConsumerAccount]:
@@ -241,7 +241,7 @@ class _TopologyParser:
                              f"must be a non-empty list of role ARNs, got {roles_raw!r}")
             else:
                 for j, role in enumerate(roles_raw):
-                    if not isinstance(role, str) or not _ROLE_ARN_RE.match(role):
+                    if not isinstance(role, str) or not _ROLE_ARN_RE.fullmatch(role):
                         self.problem(f"{where}.execution_role_arns[{j}]", f"{role!r} is not an IAM role ARN")
                     else:
                         self.same_account(f"{where}.execution_role_arns[{j}]", role, account)

@@ -210,7 +210,7 @@ class _Parser:
             if required:
                 self.problem(where, None, f"missing ({expected or 'required'})")
             return None
-        if not isinstance(value, str) or (pattern is not None and not pattern.match(value)):
+        if not isinstance(value, str) or (pattern is not None and not pattern.fullmatch(value)):
             self.problem(where, value, f"must be {expected}")
             return None
         if choices and value not in choices:
@@ -271,14 +271,14 @@ class _Parser:
         if "/" in value or Path(value).suffix.lower() in _OTHER_FILE_SUFFIXES:
             self.problem("entities", value, "unsupported file type: use a .csv or .parquet file")
             return None
-        if _TABLE_RE.match(value):
+        if _TABLE_RE.fullmatch(value):
             return self.entity_ref("table", value)
         self.problem("entities", value, "is neither a .csv/.parquet file, an s3:// URI nor 'db.table'")
         return None
 
     def entity_ref(self, kind: str, value: str) -> EntitiesRef | None:
         if kind == "table":
-            if not _TABLE_RE.match(value):
+            if not _TABLE_RE.fullmatch(value):
                 self.problem("entities.table", value, "must be 'database.table' or 'catalog.database.table'")
                 return None
             return EntitiesRef("table", value)
@@ -286,7 +286,7 @@ class _Parser:
             self.problem(f"entities.{'uri' if kind == 's3' else 'path'}", value, "must end in .csv or .parquet")
             return None
         if kind == "s3":
-            if not _S3_RE.match(value):
+            if not _S3_RE.fullmatch(value):
                 self.problem("entities.uri", value, "must be s3://bucket/key")
                 return None
             return EntitiesRef("s3", value)
@@ -351,7 +351,7 @@ class _Parser:
         on = self.text(table, "on", f"{where}.on", _COLUMN_RE, "a column name") or key or ""
         features = table.get("features")
         if features is not None and (not isinstance(features, list) or not features
-                                     or not all(isinstance(f, str) and _NAME_RE.match(f) for f in features)):
+                                     or not all(isinstance(f, str) and _NAME_RE.fullmatch(f) for f in features)):
             self.problem(f"{where}.features", features, "must be a non-empty list of feature names")
         ttl = table.get("ttl")
         if ttl is not None:

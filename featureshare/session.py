@@ -347,9 +347,9 @@ def _assume_role_args(role_arn: str, session_name: str, tags: Mapping[str, str] 
                       external_id: str | None, policy: str | None, duration_seconds: int) -> dict[str, Any]:
     """Validate against STS's own limits now, and build the AssumeRole extra arguments."""
     problems: list[tuple[str, Any, str]] = []
-    if not isinstance(role_arn, str) or not _ROLE_ARN_RE.match(role_arn):
+    if not isinstance(role_arn, str) or not _ROLE_ARN_RE.fullmatch(role_arn):
         problems.append(("role_arn", role_arn, "is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)"))
-    if not _SESSION_NAME_RE.match(session_name):
+    if not _SESSION_NAME_RE.fullmatch(session_name):
         problems.append(("session_name", session_name, "must be 2-64 characters of [A-Za-z0-9_+=,.@-]"))
     if not isinstance(duration_seconds, int) or duration_seconds < MIN_DURATION_SECONDS:
         problems.append(("duration_seconds", duration_seconds,
@@ -361,16 +361,16 @@ def _assume_role_args(role_arn: str, session_name: str, tags: Mapping[str, str] 
     if len(tag_items) > _MAX_TAGS:
         problems.append(("tags", len(tag_items), f"at most {_MAX_TAGS} session tags"))
     for key, value in tag_items:
-        if not isinstance(key, str) or not _TAG_KEY_RE.match(key):
+        if not isinstance(key, str) or not _TAG_KEY_RE.fullmatch(key):
             problems.append((f"tags[{key!r}]", key, "tag keys are 1-128 characters of letters, digits, +-=._:/@"))
-        if not isinstance(value, str) or not _TAG_VALUE_RE.match(value):
+        if not isinstance(value, str) or not _TAG_VALUE_RE.fullmatch(value):
             problems.append((f"tags[{key!r}]", value, "tag values are strings of 0-256 letters, digits, +-=._:/@"))
     for key in transitive_tag_keys or ():
         if key not in dict(tag_items):
             problems.append(("transitive_tag_keys", key, "names a tag that is not in tags="))
-    if external_id is not None and not _EXTERNAL_ID_RE.match(external_id):
+    if external_id is not None and not _EXTERNAL_ID_RE.fullmatch(external_id):
         problems.append(("external_id", external_id, "must be 2-1224 characters of [\\w+=,.@:/-]"))
-    if source_identity is not None and (not _SOURCE_IDENTITY_RE.match(source_identity)
+    if source_identity is not None and (not _SOURCE_IDENTITY_RE.fullmatch(source_identity)
                                         or source_identity.lower().startswith("aws:")):
         problems.append(("source_identity", source_identity,
                          "must be 2-64 characters of [\\w+=,.@-] and not start with 'aws:'"))
