@@ -271,7 +271,9 @@ def groups_delete(obj: Context, name: str, yes: bool, wait: bool, timeout: float
 @click.pass_obj
 def ingest(obj: Context, group: str, file: str, max_in_flight: int, failures_path: str | None,
            timezone: str | None, progress: bool, **where: Any) -> None:
-    """Write the rows of a .csv or .parquet FILE into feature group GROUP (a name or an ARN).
+    """Write the rows of a .csv or .parquet FILE (a path or s3://bucket/key) into feature group GROUP (a name
+    or an ARN). The file is streamed a chunk at a time, so memory does not grow with its size; an s3:// FILE is
+    read with your own account's credentials.
 
     Exits non-zero (11) with the number of failed records if any record could not be written.
 
@@ -279,10 +281,13 @@ def ingest(obj: Context, group: str, file: str, max_in_flight: int, failures_pat
     Example:
       featureshare ingest users users.parquet --failures failed.jsonl
     """
-    frame = read_data_file(file)
+    from featureshare.sources import DEFAULT_CHUNK_SIZE, iter_file_chunks
+
+    source_session = obj.source_session() if file.startswith("s3://") else None
+    chunks = iter_file_chunks(file, DEFAULT_CHUNK_SIZE, session=source_session)
     target = _store(obj, **where).group(group)
-    report = target.ingest(frame, max_in_flight=max_in_flight, failures_path=failures_path, timezone=timezone,
-                           progress=progress and not obj.as_json)
+    report = target.ingest(chunks, max_in_flight=max_in_flight, failures_path=failures_path, timezone=timezone,
+                           progress=progress and not obj.as_json, chunk_size=DEFAULT_CHUNK_SIZE)
     data = {"group": report.group, "rows_seen": report.rows_seen, "rows_written": report.rows_written,
             "failed": report.failed, "retries": report.retries, "throttles": report.throttles,
             "elapsed_s": round(report.elapsed_s, 3), "rows_per_s": round(report.rows_per_s, 1),

@@ -82,16 +82,20 @@ def shard_files(input_dir: str | Path, shard: Shard) -> list[Path]:
 
 
 def _frames(files: Sequence[Path], offsets: list[dict[str, Any]]) -> Iterator[Any]:
-    """One DataFrame per file; records where each file's rows start (failure positions are cumulative)."""
-    from featureshare.dataset_spec import read_data_file
+    """The files' rows as DataFrames of at most ``DEFAULT_CHUNK_SIZE`` rows, streamed (memory does not grow
+    with a file's size); records where each file's rows start (failure positions are cumulative)."""
+    from featureshare.sources import DEFAULT_CHUNK_SIZE, iter_file_chunks
 
     position = 0
     for file in files:
-        frame = read_data_file(file)
-        offsets.append({"file": str(file), "first_position": position, "rows": len(frame)})
-        logger.info("ingesting %s (%d rows)", file, len(frame))
-        position += len(frame)
-        yield frame
+        entry: dict[str, Any] = {"file": str(file), "first_position": position, "rows": 0}
+        offsets.append(entry)
+        logger.info("ingesting %s", file)
+        for frame in iter_file_chunks(file, DEFAULT_CHUNK_SIZE):
+            entry["rows"] += len(frame)
+            position += len(frame)
+            yield frame
+        logger.info("ingested %s (%d rows)", file, entry["rows"])
 
 
 def report_dict(report: IngestReport, **extra: Any) -> dict[str, Any]:

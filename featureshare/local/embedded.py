@@ -10,7 +10,7 @@ Example::
         ...
         aws.flush()                                  # buffered offline rows -> Parquet in S3 + Glue partitions
 
-    with EmbeddedAWS(server=True) as aws:            # a real HTTP server on 127.0.0.1
+    with EmbeddedAWS(server=True) as aws:            # a real HTTP/1.1 server on 127.0.0.1 (keep-alive)
         subprocess.run([...], env={**os.environ, **aws.env()})   # then `--profile consumer-admin`
 
 Accounts are real moto accounts: each gets an IAM user ``admin`` with an access key, so requests are routed

@@ -58,7 +58,8 @@ def parse_event_time(value: str, feature_type: str) -> float:
     try:
         if not match:
             raise ValueError(value)
-        moment = dt.datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
+        # datetime() validates the ranges (month 13, Feb 30, hour 24) as strptime would, at a tenth of its cost
+        moment = dt.datetime(*(int(part) for part in match.group(1, 2, 3, 4, 5, 6)), tzinfo=dt.UTC)
     except ValueError:
         raise invalid(f"Invalid EventTime '{value}': expected yyyy-MM-dd'T'HH:mm:ssZ or "
                       "yyyy-MM-dd'T'HH:mm:ss.SSSZ (UTC)") from None

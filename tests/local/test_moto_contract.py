@@ -290,3 +290,87 @@ def test_ram_lists_shareable_resource_types_and_the_emulator_adds_feature_groups
     with EmbeddedAWS():
         assert "feature-group" in ResourceShare.SHAREABLE_RESOURCES
     assert before == ResourceShare.SHAREABLE_RESOURCES
+
+
+# ------------------------------------------------------------------------- server mode over HTTP/1.1
+
+def test_keepalive_server_internals():
+    handler = _require("moto.moto_server.werkzeug_app", "MotoRequestHandler")
+    assert _params(handler.make_environ) == ["self"]
+    assert callable(_require("moto.moto_server.werkzeug_app", "create_backend_app"))
+    app = _require("moto.moto_server.werkzeug_app", "DomainDispatcherApplication")
+    assert _params(app.__init__) == ["self", "create_app"]
+    make_server = _require("werkzeug.serving", "make_server")
+    assert {"threaded", "request_handler"} <= set(_params(make_server))
+    assert _params(_require("werkzeug.serving", "WSGIRequestHandler").run_wsgi) == ["self"]
+    assert _require("werkzeug.serving", "connection_dropped_errors")
+    assert _params(_require("moto.iam.models", "get_account_id_from")) == ["access_key"]
+
+
+def _raw_connection(aws):
+    import http.client
+
+    host, port = aws.endpoint_url.removeprefix("http://").split(":")
+    return http.client.HTTPConnection(host, int(port), timeout=30)
+
+
+def _exchange(conn, method, path, body=None, **kwargs):
+    conn.request(method, path, body=body, **kwargs)
+    response = conn.getresponse()
+    return response, response.read()
+
+
+def test_server_answers_many_requests_on_one_connection_including_unread_and_chunked_bodies(embedded_server):
+    conn = _raw_connection(embedded_server)
+    try:
+        response, _ = _exchange(conn, "PUT", "/keepalive-bucket")
+        assert response.status == 200 and response.getheader("Connection") != "close"
+        local_port = conn.sock.getsockname()[1]
+        # a body moto never reads, then a chunked one: the next request must still parse
+        _exchange(conn, "POST", "/moto-api/unknown", body=b"x" * 70_000)
+        chunks = (part for part in (b"hello ", b"chunked ", b"world"))
+        response, _ = _exchange(conn, "PUT", "/keepalive-bucket/k", body=chunks, encode_chunked=True,
+                                headers={"x-amz-acl": "public-read"})  # unsigned reads are anonymous
+        assert response.status == 200
+        response, body = _exchange(conn, "GET", "/keepalive-bucket/k")
+        assert (response.status, body) == (200, b"hello chunked world")
+        response, body = _exchange(conn, "HEAD", "/keepalive-bucket/k")
+        assert response.getheader("Content-Length") == "19" and body == b""
+        _exchange(conn, "GET", "/keepalive-bucket/k")
+        assert conn.sock.getsockname()[1] == local_port
+    finally:
+        conn.close()
+
+
+def test_stopping_the_server_closes_idle_keepalive_connections():
+    aws = EmbeddedAWS(server=True).start()
+    conn = _raw_connection(aws)
+    try:
+        _exchange(conn, "PUT", "/closing-bucket")
+        aws.stop()
+        conn.sock.settimeout(10)
+        assert conn.sock.recv(1) == b""
+    finally:
+        conn.close()
+        aws.stop()
+
+
+def test_runtime_calls_wait_out_injected_latency_concurrently(embedded_server, group_request, make_record):
+    import concurrent.futures as cf
+    import time
+
+    central = embedded_server.admin_session("central")
+    central.client("s3").create_bucket(Bucket="central-offline-store")
+    central.client("sagemaker").create_feature_group(**group_request("concurrent", offline=False))
+    runtime = central.client("sagemaker-featurestore-runtime",
+                             config=__import__("botocore.config").config.Config(max_pool_connections=8))
+    runtime.put_record(FeatureGroupName="concurrent", Record=make_record("u1", "2024-05-01T10:00:00Z"))
+    embedded_server.inject_faults(latency_ms=300)
+    started = time.perf_counter()
+    with cf.ThreadPoolExecutor(8) as pool:
+        records = list(pool.map(lambda _: runtime.get_record(FeatureGroupName="concurrent",
+                                                             RecordIdentifierValueAsString="u1"), range(8)))
+    elapsed = time.perf_counter() - started
+    embedded_server.clear_faults()
+    assert all(r["Record"] for r in records)
+    assert elapsed < 8 * 0.3 / 2, f"8 calls with 300 ms latency took {elapsed:.2f}s: they were serialised"
