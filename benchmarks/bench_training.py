@@ -9,13 +9,19 @@ time (a later ``api_invocation_time`` wins). The offline files are written direc
 partitions, as the offline store would) because ingesting a million rows through the emulated runtime would
 take the whole time budget; the groups themselves are created with ``FeatureStore.ensure_group``.
 
-Every query runs in the consumer account as ``UNLOAD (<query>) TO 's3://consumer-training/...' WITH
-(format = 'PARQUET')`` (a training set is written to the consumer's bucket), on the same engine and data:
+Every query runs in the consumer account on the same engine and data, written to the consumer's bucket:
 
-- featureshare: ``featureshare.training.sql.PointInTimeQuery`` (``training/build.py`` is being written; the
-  SQL is what it runs), central group through the ``central`` data catalog;
-- SDK: ``sdk_baselines.dataset_builder_sql`` (checked equal to the SQL the installed SDK generates);
-- Feast-style: ``sdk_baselines.feast_style_sql``.
+- featureshare: ``TrainingSet(entities).join(central).join(local).build(...)``, the real path (entity
+  DataFrame uploaded and registered as a temporary table, one UNLOAD, ``_manifest.json``, cleanup), timed end
+  to end; the central group is read through the ``central`` data catalog;
+- SDK: ``UNLOAD (sdk_baselines.dataset_builder_sql) TO ... WITH (format = 'PARQUET')`` (checked equal to the
+  SQL the installed SDK generates), over the entity table already in Glue;
+- Feast-style: the same with ``sdk_baselines.feast_style_sql``.
+
+Repetitions are interleaved (featureshare, SDK, Feast-style, again ...) so that load from other users of the
+machine hits all three alike. ``params.versions_sweep`` repeats the three at 10 and 50 versions per key with
+the same keys and entity rows (central group only): the SDK's and Feast's joins fan out to entity rows x
+versions at or before the label time, featureshare's window sorts entity rows + versions.
 
 Correctness is part of the benchmark: featureshare's rows must equal the plain-Python reference
 (``featureshare.training.reference``, on a sample of entity rows: it is deliberately naive) and the ASOF
@@ -220,13 +226,18 @@ class Setup:
     size: Sizes
 
 
+def central_features() -> list[Any]:
+    from featureshare.groups import Feature
+
+    return [Feature("user_id", "String"), Feature("event_time", "String"), Feature("country", "String"),
+            Feature("lifetime_value", "Fractional"), Feature("orders", "Integral")]
+
+
 def set_up(world: World, size: Sizes, local_dir: Path) -> Setup:
     from featureshare.groups import Feature, GroupSpec
 
     data = generate(size)
-    central = world.ensure_central(GroupSpec("bench-users", "user_id", "event_time", [
-        Feature("user_id", "String"), Feature("event_time", "String"), Feature("country", "String"),
-        Feature("lifetime_value", "Fractional"), Feature("orders", "Integral")]))
+    central = world.ensure_central(GroupSpec("bench-users", "user_id", "event_time", central_features()))
     local = world.ensure_local(GroupSpec("bench-keywords", "user_id", "event_time", [
         Feature("user_id", "String"), Feature("event_time", "Fractional"), Feature("top_keyword", "String"),
         Feature("keyword_searches", "Integral")]))
@@ -253,6 +264,29 @@ def featureshare_query(setup: Setup, table: str, entities: pd.DataFrame, *, ttl:
         joins.append(make_join(SourceTable.from_group(setup.local), features=list(LOCAL_FEATURES), on="user_id",
                                entity_columns=columns, data_catalog="awsdatacatalog", ttl=ttl))
     return PointInTimeQuery(entities=source, joins=tuple(joins), prune_partitions=prune).render()
+
+
+def build_training_set(world: World, central: Any, local: Any | None, entities: pd.DataFrame,
+                       name: str) -> tuple[float, Any, pd.DataFrame]:
+    """``TrainingSet(...).build(...)`` in the consumer account, timed end to end (entity upload, query,
+    UNLOAD, manifest, cleanup); returns (seconds, the built set, its rows keyed like the other results)."""
+    from featureshare.training import TrainingSet
+
+    training = TrainingSet(entities[["user_id", "label_time", "churned"]], key="user_id", event_time="label_time")
+    training = training.join(central, features=list(FS_FEATURES))
+    if local is not None:
+        training = training.join(local, features=list(LOCAL_FEATURES))
+    output = f"s3://{TRAINING_BUCKET}/sets/{name}/{uuid.uuid4().hex[:8]}/"
+    started = time.perf_counter()
+    built = training.build(session=world.consumer, output_uri=output, timeout=600)
+    seconds = time.perf_counter() - started
+    frame = built.to_dataframe()
+    if len(frame) != len(entities):
+        raise RuntimeError(f"{name}: {len(frame)} rows for {len(entities)} entity rows")
+    # to_dataframe() keeps entity order; label times come back as timestamps, compare them as the input text
+    frame["label_time"] = entities["label_time"].to_numpy()
+    frame["featureshare_entity_row"] = entities["row_id"].to_numpy()
+    return seconds, built, frame
 
 
 def sdk_groups(setup: Setup) -> tuple[SdkGroup, list[SdkGroup]]:
@@ -355,13 +389,14 @@ def reference_mismatches(result: pd.DataFrame, data: Data, sample: int) -> tuple
     return mismatches, len(entities)
 
 
-def frame_mismatches(left: pd.DataFrame, right: pd.DataFrame, key: str = "featureshare_entity_row") -> int:
+def frame_mismatches(left: pd.DataFrame, right: pd.DataFrame, key: str = "featureshare_entity_row",
+                     features: Sequence[str] = (*FS_FEATURES, *LOCAL_FEATURES)) -> int:
     """Entity rows whose features differ between two one-row-per-entity results (missing rows count)."""
     a, b = left.set_index(key), right.set_index(key)
     missing = len(a.index.symmetric_difference(b.index))
     common = a.index.intersection(b.index)
     differ = pd.Series(False, index=common)
-    for f in (*FS_FEATURES, *LOCAL_FEATURES):
+    for f in features:
         differ |= ~same_values(a.loc[common, f], b.loc[common, f])
     return missing + int(differ.sum())
 
@@ -392,56 +427,149 @@ def sdk_differences(sdk: pd.DataFrame, featureshare: pd.DataFrame, entities: int
 
 # ------------------------------------------------------------------------------------------------ run
 
+def _interleaved(world: World, setup: Setup, queries: dict[str, str], repeats: int
+                 ) -> tuple[dict[str, list[float]], Any, pd.DataFrame, dict[str, str]]:
+    """Each repetition runs the featureshare build and then every baseline query once, so that a change of
+    machine load (others share it) hits all of them alike; returns seconds per name, the last built set and
+    its rows, and the last UNLOAD location per baseline."""
+    seconds: dict[str, list[float]] = {"featureshare": [], **{name: [] for name in queries}}
+    built, frame, outputs = None, pd.DataFrame(), {}
+    for _ in range(repeats):
+        took, built, frame = build_training_set(world, setup.central, setup.local, setup.data.entities,
+                                                "featureshare")
+        seconds["featureshare"].append(took)
+        for name, sql in queries.items():
+            times, outputs[name], _ = _timed_unloads(world, sql, name, 1)
+            seconds[name] += times
+    return seconds, built, frame, outputs
+
+
 def run_p2(world: World, options: Options, setup: Setup, size: Sizes) -> list[Result]:
     s3 = world.consumer_admin.client("s3")
-    fs_sql = featureshare_query(setup, "entities_p2", setup.data.entities)
     base, groups = sdk_groups(setup)
-    sdk_sql = sdk_baselines.with_catalogs(sdk_baselines.dataset_builder_sql(base, groups), groups)
-    feast_sql = sdk_baselines.with_catalogs(sdk_baselines.feast_style_sql(
-        f'"awsdatacatalog"."{ENTITY_DB}"."entities_p2"', "user_id", "label_epoch", ("user_id", "label_time", "churned"),
-        [(groups[0], ""), (groups[1], "")]), groups) + "\nORDER BY 1"
+    queries = {"sdk": sdk_baselines.with_catalogs(sdk_baselines.dataset_builder_sql(base, groups), groups),
+               "feast": _feast_sql("entities_p2", groups)}
     captured = None if options.quick else sdk_baselines.capture_in_child(world.child_env(), base, groups)
     as_released = sdk_baselines.dataset_builder_sql(base, groups, as_released=True)
     released_sql = unload(sdk_baselines.with_catalogs(as_released, groups), "sdk-released")[0]
     released_run = run_query(world.consumer, released_sql, output=f"s3://{TRAINING_BUCKET}/athena/")
-    fs_s, fs_out, _ = _timed_unloads(world, fs_sql, "featureshare", options.repeats)
-    sdk_s, sdk_out, _ = _timed_unloads(world, sdk_sql, "sdk", options.repeats)
-    feast_s, feast_out, _ = _timed_unloads(world, feast_sql, "feast", options.repeats)
+    seconds, built, fs_frame, outputs = _interleaved(world, setup, queries, options.repeats)
+    fs_s, sdk_s, feast_s = seconds["featureshare"], seconds["sdk"], seconds["feast"]
     asof_s, asof_frame = run_asof(setup.local_dir, options.repeats)
-    fs_frame = read_parquet_prefix(s3, fs_out).sort_values("featureshare_entity_row", ignore_index=True)
-    sdk_frame, feast_frame = read_parquet_prefix(s3, sdk_out), read_parquet_prefix(s3, feast_out)
+    sdk_frame, feast_frame = read_parquet_prefix(s3, outputs["sdk"]), read_parquet_prefix(s3, outputs["feast"])
     feast_frame = feast_frame.merge(setup.data.entities[["user_id", "label_time", "row_id"]].rename(
         columns={"row_id": "featureshare_entity_row"}), on=["user_id", "label_time"])
     ref_bad, ref_n = reference_mismatches(fs_frame, setup.data, size.reference_sample)
-    sdk_diff = sdk_differences(sdk_frame, fs_frame, len(setup.data.entities))
     params = {"central_rows": len(setup.data.central), "central_keys": size.keys, "versions_per_key": size.versions,
               "local_rows": len(setup.data.local), "entity_rows": size.entities, "hourly_partitions": size.days * 24,
-              "offline_bytes": setup.offline_bytes, "repeats": options.repeats, "statement": "UNLOAD ... PARQUET",
-              "featureshare_s": [round(s, 3) for s in fs_s], "sdk_s": [round(s, 3) for s in sdk_s],
-              "feast_style_s": [round(s, 3) for s in feast_s], "asof_s": [round(s, 3) for s in asof_s],
-              "feast_style_ratio": round(median(fs_s) / median(feast_s), 3), "sdk": sdk_diff,
+              "offline_bytes": setup.offline_bytes, "repeats": options.repeats,
+              "featureshare_call": "TrainingSet(...).join(central).join(local).build(): entity upload, UNLOAD "
+                                   "PARQUET, manifest, cleanup", "baseline_statement": "UNLOAD ... PARQUET",
+              "featureshare_s": _rounded(fs_s), "sdk_s": _rounded(sdk_s), "feast_style_s": _rounded(feast_s),
+              "asof_s": _rounded(asof_s), "feast_style_ratio": round(median(fs_s) / median(feast_s), 3),
+              "sdk": sdk_differences(sdk_frame, fs_frame, len(setup.data.entities)),
               "feast_style_rows_differing": frame_mismatches(fs_frame, feast_frame),
-              "reference_sample_rows": ref_n, "sdk_sql_as_released_state": released_run.state,
-              "sdk_sql_as_released_reason": released_run.reason[:300]}
+              "reference_sample_rows": ref_n, "manifest_row_count": (built.manifest or {}).get("row_count"),
+              "featureshare_scanned_bytes": built.data_scanned_bytes,
+              "sdk_sql_as_released_state": released_run.state,
+              "sdk_sql_as_released_reason": released_run.reason[:300],
+              "versions_sweep": run_sweep(world, options)}
     checks = {"featureshare equals the reference (sample)": ref_bad == 0,
               "featureshare equals the ASOF lower bound (all rows)": frame_mismatches(fs_frame, asof_frame) == 0,
-              "one row per entity row": len(fs_frame) == size.entities,
+              "one row per entity row": len(fs_frame) == size.entities
+              and params["manifest_row_count"] == size.entities,
               "reproduced SDK SQL equals the SDK's own": captured is None or sdk_baselines.normalise_sql(captured)
-              == sdk_baselines.normalise_sql(as_released)}
-    notes = ["SDK SQL: " + ("captured from the installed sagemaker-mlops and equal to the reproduction"
-                            if captured else "reproduced from the sagemaker-mlops 1.27 template (SDK not importable)"),
-             f"the SDK's SQL as released ({released_run.state}) uses from_unixtime() on the String event time of "
-             "the central group (sagemaker-mlops bug); the timed SDK query uses the template's intended "
-             "from_iso8601_timestamp", "training/build.py was not used (in progress); its SQL was"]
+              == sdk_baselines.normalise_sql(as_released),
+              "sweep: featureshare equals the Feast-style result": all(
+                  p["featureshare_rows_differing_from_feast"] == 0
+                  for p in params["versions_sweep"]["points"].values())}
     p2 = Result("P2", "training-set build time over the SDK DatasetBuilder SQL's", median(fs_s) / median(sdk_s),
                 {"name": "SDK DatasetBuilder SQL (point_in_time_accurate_join)", "seconds": round(median(sdk_s), 3)},
-                P2_TARGET, params, unit="x", checks=checks, notes=notes)
+                P2_TARGET, params, unit="x", checks=checks, notes=_p2_notes(captured, released_run.state))
     p2b = Result("P2b", "training-set build time over DuckDB ASOF JOIN on the Parquet", median(fs_s) / median(asof_s),
                  {"name": "DuckDB ASOF JOIN on local Parquet (2 threads)", "seconds": round(median(asof_s), 3)},
                  P2B_TARGET, {"featureshare_s": params["featureshare_s"], "asof_s": params["asof_s"],
                               "central_rows": params["central_rows"], "entity_rows": size.entities},
                  unit="x", checks=dict(checks))
     return [p2, p2b]
+
+
+def _rounded(values: Sequence[float]) -> list[float]:
+    return [round(v, 3) for v in values]
+
+
+def _feast_sql(entity_table: str, groups: Sequence[SdkGroup]) -> str:
+    entities = f'"awsdatacatalog"."{ENTITY_DB}"."{entity_table}"'
+    sql = sdk_baselines.feast_style_sql(entities, "user_id", "label_epoch", ("user_id", "label_time", "churned"),
+                                        [(g, "") for g in groups])
+    return sdk_baselines.with_catalogs(sql, groups) + "\nORDER BY 1"
+
+
+def _p2_notes(captured: str | None, released_state: str) -> list[str]:
+    return ["SDK SQL: " + ("captured from the installed sagemaker-mlops and equal to the reproduction"
+                           if captured else "reproduced from the sagemaker-mlops 1.27 template (SDK not importable)"),
+            f"the SDK's SQL as released ({released_state}) uses from_unixtime() on the String event time of "
+            "the central group (sagemaker-mlops bug); the timed SDK query uses the template's intended "
+            "from_iso8601_timestamp",
+            "featureshare is timed through TrainingSet.build() (uploads the entities, waits with its own "
+            "backoff, writes the manifest, cleans up); the baselines are one UNLOAD each over an entity table "
+            "already in Glue, polled every 20 ms: the comparison favours the baselines",
+            "repetitions are interleaved (featureshare, SDK, Feast-style, then again) so load changes hit all; "
+            "the embedded Athena has decoded the Parquet once before (the SDK query as released), as in the sweep",
+            "versions_sweep: same keys, more versions per key, central group only; the target applies at 10"]
+
+
+# ------------------------------------------------------------------------------------------------ sweep
+
+SWEEP_VERSIONS = (10, 50)
+SWEEP_REPEATS = 3
+
+
+def run_sweep(world: World, options: Options) -> dict[str, Any]:
+    """P2's three queries at several versions per key with the same keys and entity rows (central group
+    only): the fan-out plans grow with entity rows x versions per key, featureshare's with their sum."""
+    keys = options.size(20_000, 100)
+    points = {}
+    with tempfile.TemporaryDirectory(prefix="featureshare-bench-sweep-") as tmp:
+        for versions in SWEEP_VERSIONS:
+            points[f"versions={versions}"] = _sweep_point(world, options, keys, versions, Path(tmp))
+    return {"keys": keys, "entity_rows": keys, "repeats": min(options.repeats, SWEEP_REPEATS), "points": points}
+
+
+def _sweep_point(world: World, options: Options, keys: int, versions: int, tmp: Path) -> dict[str, Any]:
+    from featureshare.groups import GroupSpec
+
+    size = Sizes(keys=keys, versions=versions, entities=keys, reference_sample=0, days=options.size(DAYS, 3))
+    data = generate(size, seed=31 + versions)
+    group = world.ensure_central(GroupSpec(f"bench-sweep-v{versions}", "user_id", "event_time", central_features()))
+    upload_offline(world.central_admin, group, data.central, tmp / f"v{versions}")
+    table = f"entities_sweep_v{versions}"
+    upload_entities(world.consumer_admin, table, data.entities, tmp)
+    base = SdkGroup(None, ENTITY_DB, table, "user_id", "label_time", "String", ("user_id", "label_time", "churned"),
+                    ("user_id", "label_time", "churned"))
+    sdk_group = SdkGroup("central", group.database, group.table, "user_id", "event_time", "String",
+                         ("user_id", "event_time", *FS_FEATURES), FS_FEATURES)
+    queries = {"sdk": sdk_baselines.with_catalogs(sdk_baselines.dataset_builder_sql(base, [sdk_group]), [sdk_group]),
+               "feast": _feast_sql(table, [sdk_group])}
+    seconds: dict[str, list[float]] = {"featureshare": [], "sdk": [], "feast": []}
+    frame, outputs = pd.DataFrame(), {}
+    # untimed: the first query over new objects decodes them, whichever query it is (P2 warms up the same way)
+    _timed_unloads(world, queries["feast"], f"sweep-warm-up-v{versions}", 1)
+    for _ in range(min(options.repeats, SWEEP_REPEATS)):
+        took, _, frame = build_training_set(world, group, None, data.entities, f"sweep-v{versions}")
+        seconds["featureshare"].append(took)
+        for name, sql in queries.items():
+            times, outputs[name], _ = _timed_unloads(world, sql, f"sweep-{name}-v{versions}", 1)
+            seconds[name] += times
+    s3 = world.consumer_admin.client("s3")
+    feast = read_parquet_prefix(s3, outputs["feast"]).merge(data.entities[["user_id", "label_time", "row_id"]].rename(
+        columns={"row_id": "featureshare_entity_row"}), on=["user_id", "label_time"])
+    fs, sdk, ft = (median(seconds[n]) for n in ("featureshare", "sdk", "feast"))
+    return {"central_rows": len(data.central), "featureshare_s": _rounded(seconds["featureshare"]),
+            "sdk_s": _rounded(seconds["sdk"]), "feast_style_s": _rounded(seconds["feast"]),
+            "ratio_to_sdk": round(fs / sdk, 3), "ratio_to_feast_style": round(fs / ft, 3),
+            "sdk_rows": len(read_parquet_prefix(s3, outputs["sdk"])),
+            "featureshare_rows_differing_from_feast": frame_mismatches(frame, feast, features=FS_FEATURES)}
 
 
 def run_p3(world: World, options: Options, setup: Setup) -> list[Result]:

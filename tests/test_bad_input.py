@@ -172,8 +172,6 @@ def test_a_malformed_configuration_value_is_named_with_its_field(path: str, valu
     ("region", "us-east-1\n", "region"),
     ("central.account_id", "111111111111\n", "central.account_id"),
 ])
-@pytest.mark.xfail(strict=True, reason="config.py matches with `^...$` and re.match: `$` also matches before a "
-                                       "trailing newline, so the value is accepted (or blamed on another field)")
 def test_a_trailing_newline_in_a_configuration_value_is_rejected(path: str, value: str, field: str) -> None:
     with pytest.raises(ConfigError) as info:
         Topology.from_dict(with_change(path, value))
@@ -346,8 +344,6 @@ def test_an_invalid_join_is_rejected_when_it_is_declared(nothing_written: World,
         TrainingSet(labels(), key="customer_id", event_time="label_time").join(nothing_written.group, **join)
 
 
-@pytest.mark.xfail(strict=True, reason="TrainingSet.join turns features='spend' into a tuple of letters before "
-                                       "make_join can reject a string: the error lists ['s', 'p', 'e', 'n', 'd']")
 def test_features_given_as_one_string_are_rejected_as_such(nothing_written: World) -> None:
     with pytest.raises(ValidationError, match="features= must be a list of names"):
         TrainingSet(labels(), key="customer_id", event_time="label_time").join(nothing_written.group,

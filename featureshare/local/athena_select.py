@@ -10,14 +10,21 @@ Emulation limits:
 - Partition pruning uses the WHERE conjuncts of the SELECT that reads the table directly (also inside CTEs
   and subqueries) that reference only partition columns; predicates are not pushed through CTEs.
 - ``DataScannedInBytes`` is the size of the objects read (Athena counts the Parquet bytes actually read).
+- Decoded objects are kept across queries in :data:`PARQUET_CACHE` (see :class:`ParquetCache`): the bytes
+  are still fetched and checked on every read, only the Parquet decoding is saved; the result and
+  ``DataScannedInBytes`` are the same with or without it.
 """
 
 from __future__ import annotations
 
 import atexit
+import bisect
 import contextlib
+import hashlib
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 import duckdb
@@ -42,7 +49,10 @@ from featureshare.local.athena_model import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Session", "duck_error", "execute", "run_select"]
+__all__ = ["DEFAULT_CACHE_BYTES", "PARQUET_CACHE", "ParquetCache", "Session", "duck_error", "execute", "run_select"]
+
+#: Memory for decoded Parquet kept across queries (Arrow buffer bytes); ~3x the Parquet size of the data.
+DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
 
 
 # ------------------------------------------------------------------------------------------------ DuckDB
@@ -69,10 +79,12 @@ def _connect() -> duckdb.DuckDBPyConnection:
 class Session:
     """One DuckDB connection plus the relations registered for one statement."""
 
-    def __init__(self, context: QueryContext, resolver: Resolver, token: CancelToken) -> None:
+    def __init__(self, context: QueryContext, resolver: Resolver, token: CancelToken,
+                 cache: ParquetCache | None = None) -> None:
         self.context = context
         self.resolver = resolver
         self.token = token
+        self.cache = PARQUET_CACHE if cache is None else cache
         self.conn = _connect()
         self.scanned = 0
         self._counter = 0
@@ -124,50 +136,162 @@ class Session:
         return message
 
 
-def _object_uris(resolver: Resolver, location: str) -> list[S3Object]:
-    prefix = location if location.endswith("/") else location + "/"
+# ------------------------------------------------------------------------------------------------ reading
+
+class ParquetCache:
+    """Decoded Parquet objects kept across queries, least recently used first out, within ``max_bytes``.
+
+    An entry is keyed by the object's URI, size and a digest of its bytes plus the table columns it was
+    projected to, so an overwritten object (even one of the same size) is a miss and its old entry is
+    dropped on the spot; objects no longer listed under a location a query reads are dropped then.
+    The bytes are still fetched through the :class:`~.athena_model.Resolver` on every read: that is where
+    access is checked, and the digest is what makes a stale hit impossible. Thread-safe.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[Any, ...], tuple[pa.Table, int]] = OrderedDict()
+        self._by_uri: dict[str, set[tuple[Any, ...]]] = {}
+        self.bytes = 0
+        self.hits = self.misses = self.evictions = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple[Any, ...]) -> pa.Table | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                self._forget(key[0], keep=key[1:3])
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[0]
+
+    def put(self, key: tuple[Any, ...], table: pa.Table) -> None:
+        size = table.get_total_buffer_size()
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = (table, size)
+            self._by_uri.setdefault(key[0], set()).add(key)
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                old, (_, old_size) = self._entries.popitem(last=False)
+                self._unlink(old, old_size)
+                self.evictions += 1
+
+    def retain(self, prefix: str, uris: set[str]) -> None:
+        """Drop entries of objects under ``prefix`` that are not in ``uris`` (deleted since cached)."""
+        with self._lock:
+            for uri in [u for u in self._by_uri if u.startswith(prefix) and u not in uris]:
+                self._forget(uri)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._by_uri.clear()
+            self.bytes = 0
+
+    def _forget(self, uri: str, keep: tuple[Any, ...] | None = None) -> None:
+        for key in list(self._by_uri.get(uri, ())):
+            if keep is None or key[1:3] != keep:
+                self._unlink(key, self._entries.pop(key)[1])
+
+    def _unlink(self, key: tuple[Any, ...], size: int) -> None:
+        self.bytes -= size
+        keys = self._by_uri.get(key[0])
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_uri[key[0]]
+
+
+#: The cache every :class:`Session` uses unless given its own (the embedded AWS is one per process).
+PARQUET_CACHE = ParquetCache()
+
+
+def _list_sources(resolver: Resolver, meta: TableMeta, partitions: tuple[int, ...] | None,
+                  cache: ParquetCache) -> list[tuple[S3Object, dict[str, str]]]:
+    """The objects to read with their partition values. One listing of the table location serves every
+    partition under it (listing per partition costs partitions x objects)."""
+    if not meta.partition_keys:
+        return [(o, {}) for o in _object_uris(resolver, meta.location, cache)]
+    names = [k.name for k in meta.partition_keys]
+    chosen = [meta.partitions[i] for i in (range(len(meta.partitions)) if partitions is None else partitions)]
+    root = _as_prefix(meta.location)
+    if not meta.location or not all(_as_prefix(p.location).startswith(root) for p in chosen):
+        return [(o, dict(zip(names, p.values, strict=False)))
+                for p in chosen for o in _object_uris(resolver, p.location, cache)]
+    listed = _object_uris(resolver, meta.location, cache)
+    uris = [o.uri for o in listed]
+    out = []
+    for part in chosen:
+        prefix = _as_prefix(part.location)
+        start = bisect.bisect_left(uris, prefix)
+        end = start
+        while end < len(uris) and uris[end].startswith(prefix):
+            end += 1
+        out += [(o, dict(zip(names, part.values, strict=False))) for o in listed[start:end]]
+    return out
+
+
+def _as_prefix(location: str) -> str:
+    return location if location.endswith("/") else location + "/"
+
+
+def _object_uris(resolver: Resolver, location: str, cache: ParquetCache) -> list[S3Object]:
+    prefix = _as_prefix(location)
     hidden = ("_", ".")
-    return [o for o in resolver.list_objects(prefix)
-            if o.size > 0 and not o.uri.rsplit("/", 1)[-1].startswith(hidden) and not o.uri.endswith("$folder$")]
+    found = sorted((o for o in resolver.list_objects(prefix)
+                    if o.size > 0 and not o.uri.rsplit("/", 1)[-1].startswith(hidden)
+                    and not o.uri.endswith("$folder$")), key=lambda o: o.uri)
+    cache.retain(prefix, {o.uri for o in found})
+    return found
 
 
 def _read_parquet(session: Session, obj: S3Object, meta: TableMeta,
                   partition_values: dict[str, str]) -> pa.Table:
     session.token.check()
+    body = session.resolver.read_object(obj.uri)  # also where the caller's access to the object is checked
+    session.scanned += obj.size
+    shape = (tuple(c.name.lower() for c in meta.columns),
+             tuple((k.name, partition_values.get(k.name)) for k in meta.partition_keys))
+    key = (obj.uri, len(body), hashlib.sha1(body, usedforsecurity=False).digest(), shape)
+    cached = session.cache.get(key)
+    if cached is not None:
+        return cached
     try:
-        data = pq.read_table(pa.BufferReader(session.resolver.read_object(obj.uri)))
+        data = pq.ParquetFile(pa.BufferReader(body)).read(use_threads=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise AthenaQueryError("HIVE_BAD_DATA", f"Error reading {obj.uri}: not a Parquet file ({exc})") from exc
-    session.scanned += obj.size
     by_lower = {name.lower(): i for i, name in enumerate(data.column_names)}
     arrays, names = [], []
     for column in meta.columns:
         index = by_lower.get(column.name.lower())
         arrays.append(data.column(index) if index is not None else pa.nulls(data.num_rows))
         names.append(column.name)
-    for key in meta.partition_keys:
-        arrays.append(pa.repeat(pa.scalar(partition_values.get(key.name), pa.string()), data.num_rows))
-        names.append(key.name)
-    return pa.table(arrays, names=names)
+    for key_column in meta.partition_keys:
+        value = pa.scalar(partition_values.get(key_column.name), pa.string())
+        arrays.append(pa.repeat(value, data.num_rows))
+        names.append(key_column.name)
+    table = pa.table(arrays, names=names)
+    session.cache.put(key, table)
+    return table
 
 
 def _register_table(session: Session, name: str, meta: TableMeta, partitions: tuple[int, ...] | None) -> None:
-    sources: list[tuple[str, dict[str, str]]] = []
-    if meta.partition_keys:
-        chosen = range(len(meta.partitions)) if partitions is None else partitions
-        for index in chosen:
-            part = meta.partitions[index]
-            sources.append((part.location, dict(zip([k.name for k in meta.partition_keys], part.values,
-                                                    strict=False))))
-    else:
-        sources.append((meta.location, {}))
-    pieces = [_read_parquet(session, obj, meta, values)
-              for location, values in sources for obj in _object_uris(session.resolver, location)]
+    sources = _list_sources(session.resolver, meta, partitions, session.cache)
+    pieces = [_read_parquet(session, obj, meta, values) for obj, values in sources]
     all_columns = [*meta.columns, *meta.partition_keys]
     casts = ", ".join(f'CAST("{c.name}" AS {to_duckdb_type(c.type)}) AS "{c.name}"' for c in all_columns)
     if pieces:
         raw = f"{name}_raw"
-        session.conn.register(raw, pa.concat_tables(pieces, promote_options="permissive"))
+        session.conn.register(raw, pa.concat_tables(pieces, promote_options="permissive").combine_chunks())
         session.conn.execute(f'CREATE TEMP VIEW "{name}" AS SELECT {casts} FROM "{raw}"')
     else:
         nulls = ", ".join(f'CAST(NULL AS {to_duckdb_type(c.type)}) AS "{c.name}"' for c in all_columns)

@@ -262,6 +262,9 @@ def reset() -> None:
         _EXECUTIONS.clear()
         _TOKENS.clear()
     _stop_all(executions)
+    from featureshare.local.athena_select import PARQUET_CACHE
+
+    PARQUET_CACHE.clear()  # decoded objects of a stopped emulator would only hold memory
 
 
 def _stop_all(executions: list[_Execution]) -> None:

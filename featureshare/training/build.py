@@ -88,6 +88,7 @@ _PARQUET_SD = {
     "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
 }
 _FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
+_FIRST_POLL_S, _MAX_POLL_S = 0.05, 2.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,9 @@ class TrainingSet:
         ``on`` is the entity column matched to the group's record id (default: ``key``); ``ttl`` ignores
         versions older than ``label time - ttl``; ``how="inner"`` drops entity rows without a live version.
         """
+        if isinstance(features, str):
+            raise ValidationError(f"features= must be a list of names, got the string {features!r}",
+                                  field="features", value=features, hint=f"write features=[{features!r}]")
         source = SourceTable.from_group(group)
         new = _Join(source, tuple(features) if features is not None else None, on, ttl, prefix, how)
         candidate = replace(self, joins=(*self.joins, new))
@@ -626,8 +630,12 @@ def _delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
 
 def _wait_for(athena: Any, query_id: str, timeout: float, sleep: Callable[[float], None] = time.sleep
               ) -> dict[str, Any]:
-    """Poll with backoff until the query ends; stop it on timeout or Ctrl-C."""
-    deadline, delay = time.monotonic() + timeout, 0.05
+    """Poll with backoff until the query ends; stop it on timeout or Ctrl-C.
+
+    The pause grows with the time already waited (an eighth of it, 50 ms to 2 s), so a result is noticed at
+    most ~12% late, with a few dozen polls for a long query."""
+    started = time.monotonic()
+    deadline = started + timeout
     try:
         while True:
             with translate_client_error(action="athena:GetQueryExecution", resource=query_id):
@@ -639,8 +647,9 @@ def _wait_for(athena: Any, query_id: str, timeout: float, sleep: Callable[[float
                 _stop(athena, query_id)
                 raise WaitTimeoutError(f"query {query_id} still {status['State']} after {timeout:g}s; stopped it",
                                        hint="raise timeout= or narrow the entity time range")
-            sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
-            delay = min(delay * 1.6, 2.0)
+            now = time.monotonic()
+            delay = min(max((now - started) / 8, _FIRST_POLL_S), _MAX_POLL_S)
+            sleep(min(delay, max(deadline - now, 0.0)))
     except KeyboardInterrupt:
         _stop(athena, query_id)
         raise
