@@ -175,11 +175,15 @@ def _bootstrap_options(func: Callable[..., Any]) -> Callable[..., Any]:
                         help="Profile for a consumer account (repeatable; default: topology's).")(func)
     func = click.option("--create-execution-roles", is_flag=True,
                         help="Also create the consumers' execution roles (sandboxes and the embedded AWS).")(func)
+    func = click.option("--trust-policy-quota", type=click.IntRange(2048, 4096), default=2048, show_default=True,
+                        help="Your account's IAM trust policy size quota.")(func)
+    func = click.option("--compact-trust", is_flag=True,
+                        help="One TagSession statement for all consumers (fits more consumers in the quota).")(func)
     return func
 
 
 def _bootstrapper(obj: Context, central_profile: str | None, consumer_profiles: tuple[str, ...],
-                  create_execution_roles: bool) -> Any:
+                  create_execution_roles: bool, trust_policy_quota: int = 2048, compact_trust: bool = False) -> Any:
     from featureshare.bootstrap.plan import Bootstrap
 
     topology = obj.topology
@@ -197,7 +201,8 @@ def _bootstrapper(obj: Context, central_profile: str | None, consumer_profiles: 
     for consumer in topology.consumers:
         profile = overrides.get(consumer.name) or consumer.profile or obj.profile
         sessions[consumer.name] = AccountSession.current(region=region, profile=profile)
-    return Bootstrap(topology, sessions, create_execution_roles=create_execution_roles)
+    return Bootstrap(topology, sessions, create_execution_roles=create_execution_roles,
+                     trust_policy_quota=trust_policy_quota, bind_teams_in_trust=not compact_trust)
 
 
 def _print_plan(obj: Context, plan: Any, verb: str) -> None:
@@ -218,19 +223,22 @@ def _print_plan(obj: Context, plan: Any, verb: str) -> None:
 @_bootstrap_options
 @click.pass_obj
 def bootstrap_plan(obj: Context, central_profile: str | None, consumer_profiles: tuple[str, ...],
-                   create_execution_roles: bool) -> None:
+                   create_execution_roles: bool, trust_policy_quota: int, compact_trust: bool) -> None:
     """Show what apply would change (changes nothing)."""
-    _print_plan(obj, _bootstrapper(obj, central_profile, consumer_profiles, create_execution_roles).plan(), "plan")
+    booted = _bootstrapper(obj, central_profile, consumer_profiles, create_execution_roles, trust_policy_quota,
+                           compact_trust)
+    _print_plan(obj, booted.plan(), "plan")
 
 
 @bootstrap.command("apply")
 @_bootstrap_options
 @click.pass_obj
 def bootstrap_apply(obj: Context, central_profile: str | None, consumer_profiles: tuple[str, ...],
-                    create_execution_roles: bool) -> None:
+                    create_execution_roles: bool, trust_policy_quota: int, compact_trust: bool) -> None:
     """Create or update every resource so the accounts match the topology (idempotent)."""
-    _print_plan(obj, _bootstrapper(obj, central_profile, consumer_profiles, create_execution_roles).apply(),
-                "applied")
+    booted = _bootstrapper(obj, central_profile, consumer_profiles, create_execution_roles, trust_policy_quota,
+                           compact_trust)
+    _print_plan(obj, booted.apply(), "applied")
 
 
 @bootstrap.command("destroy")
@@ -239,11 +247,13 @@ def bootstrap_apply(obj: Context, central_profile: str | None, consumer_profiles
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def bootstrap_destroy(obj: Context, central_profile: str | None, consumer_profiles: tuple[str, ...],
-                      create_execution_roles: bool, force: bool, yes: bool) -> None:
+                      create_execution_roles: bool, trust_policy_quota: int, compact_trust: bool, force: bool,
+                      yes: bool) -> None:
     """Delete what bootstrap created (tagged managed-by=featureshare), newest first."""
     if not yes:
         click.confirm("Delete every featureshare-managed resource of this topology?", abort=True)
-    booted = _bootstrapper(obj, central_profile, consumer_profiles, create_execution_roles)
+    booted = _bootstrapper(obj, central_profile, consumer_profiles, create_execution_roles, trust_policy_quota,
+                           compact_trust)
     _print_plan(obj, booted.destroy(force=force), "destroyed")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,24 @@ def test_make_bootstrap_roles_local_plans_applies_and_then_plans_nothing() -> No
         assert "plan: 18 to create" in first
         assert "applied: 17 created, 1 updated" in make("APPLY=1")  # the key policy replaces the default one
         assert "no changes: the accounts match the topology" in make()
+
+
+def _many_consumers(count: int) -> Topology:
+    data = tomllib.loads(EXAMPLE.read_text())
+    template = data["consumers"][0]
+    data["teams"] = [f"team{i}" for i in range(count)]
+    data["consumers"] = [{**template, "name": f"c{i}", "team": f"team{i}", "account_id": f"{222222222222 + i}",
+                          "execution_role_arns": [f"arn:aws:iam::{222222222222 + i}:role/Exec"],
+                          "training_bucket": f"training-{i}-bucket"} for i in range(count)]
+    return Topology.from_dict(data)
+
+
+def test_a_trust_policy_over_the_quota_is_refused_at_plan_time_with_the_ways_out() -> None:
+    topology = _many_consumers(4)
+    accounts = {"central": topology.central.account_id, **{c.name: c.account_id for c in topology.consumers}}
+    with EmbeddedAWS(accounts=accounts) as aws:
+        sessions = {name: AccountSession(aws.admin_session(name)) for name in accounts}
+        with pytest.raises(ConfigError, match=r"renders to \d+ characters for 4 consumers, over .* quota of 2048"):
+            Bootstrap(topology, sessions).plan()
+        assert Bootstrap(topology, sessions, trust_policy_quota=4096).plan().pending
+        assert Bootstrap(topology, sessions, bind_teams_in_trust=False).plan().pending

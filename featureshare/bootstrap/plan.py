@@ -119,6 +119,10 @@ class Bootstrap:
     topology: Topology
     sessions: Mapping[str, AccountSession]
     create_execution_roles: bool = False
+    #: The account's quota for role trust policies (IAM: 2,048 characters by default, 4,096 after an increase).
+    trust_policy_quota: int = 2048
+    #: False: one TagSession statement for all consumers (flat size, but the team is not pinned per consumer).
+    bind_teams_in_trust: bool = True
     _central_key: KmsKey | None = field(default=None, init=False, repr=False)
     _documents: dict[str, PolicyDocument] = field(default_factory=dict, init=False, repr=False)
     _documents_key: str = field(default="", init=False, repr=False)
@@ -165,9 +169,22 @@ class Bootstrap:
             for consumer in self.topology.consumers:
                 if consumer.kms_key:
                     resolved[consumer.name] = self._consumer_key_arn(consumer)
-            self._documents = policy_documents(self.topology, resolved_keys=resolved)
+            self._documents = policy_documents(self.topology, resolved_keys=resolved,
+                                               bind_teams_in_trust=self.bind_teams_in_trust)
             self._documents_key = key
+            self._check_trust_size()
         return self._documents
+
+    def _check_trust_size(self) -> None:
+        """IAM refuses a trust policy over the account's quota at apply time (LimitExceeded): say so in plan."""
+        trust = self._documents["central-access-role-trust"]
+        if trust.size > self.trust_policy_quota:
+            raise ConfigError(
+                f"the central role's trust policy renders to {trust.size} characters for "
+                f"{len(self.topology.consumers)} consumers, over the trust policy quota of "
+                f"{self.trust_policy_quota}",
+                hint="request the IAM quota increase (up to 4,096) and pass --trust-policy-quota 4096, or use "
+                     "--compact-trust (one statement: the session's team must equal the caller's team tag)")
 
     def _document(self, name: str) -> dict[str, Any]:
         return self.documents()[name].document
