@@ -55,6 +55,11 @@ def test_server_mode_routes_featurestore_runtime_signing_name_to_the_sagemaker_a
     assert app.get_backend_for_host(host) == "sagemaker"
 
 
+def test_the_request_handler_the_keep_alive_server_extends_exists():
+    handler = _require("moto.moto_server.werkzeug_app", "MotoRequestHandler")
+    assert hasattr(handler, "handle_one_request") or hasattr(handler, "run_wsgi")
+
+
 def test_flask_path_conversion_keeps_our_runtime_routes():
     convert = _require("moto.core.utils", "convert_regex_to_flask_path")
     assert convert("/FeatureGroup/(?P<fs_name>.+)$") == '/FeatureGroup/<regex(".+"):fs_name>'
