@@ -83,6 +83,8 @@ NOT_SENT = "NotSent"
 INTERRUPTED = "Interrupted"
 NOT_READ = "NotRead"
 _FAILURE_COLUMNS = ["position", "record_id", "event_time", "code", "message"]
+#: What a write call raises that is reported per row (or retried) rather than propagated.
+_CALL_ERRORS = (ClientError, BotoConnectionError, HTTPClientError)
 
 
 def is_throttle(code: str) -> bool:
@@ -309,6 +311,17 @@ class _Sender:
         # Full jitter (AWS architecture blog): spreads the retries of many threads apart.
         time.sleep(rng.uniform(0, min(self.options.max_delay, self.options.base_delay * 2 ** attempt)))
 
+    def _call_error(self, exc: Exception) -> tuple[str, str, bool]:
+        """``(code, message, worth retrying)`` of a failed write call; counts throttles. Connection errors
+        are always worth retrying."""
+        if not isinstance(exc, ClientError):
+            return type(exc).__name__, str(exc), True
+        code, status = error_code(exc), exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if is_throttle(code):
+            self._count(throttles=1)
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        return code or str(status), message, retryable(code, status)
+
     def _entry_request(self, entry: _Entry) -> dict[str, Any]:
         request: dict[str, Any] = {"FeatureGroupName": self.group.arn, "Record": entry.record}
         if self.options.target_stores:
@@ -350,19 +363,12 @@ class _Sender:
             try:
                 reply = self.client.batch_write_record(
                     Entries=[self._entry_request(e) for e in pending], **extra)
-            except ClientError as exc:
-                code, status = error_code(exc), exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            except _CALL_ERRORS as exc:
+                code, message, again = self._call_error(exc)
                 if code in _UNSUPPORTED_CODES and not failures and attempt == 0:
                     return [], True
-                if is_throttle(code):
-                    self._count(throttles=1)
-                if not retryable(code, status) or attempt == self.options.max_attempts - 1:
-                    message = exc.response.get("Error", {}).get("Message", str(exc))
-                    return failures + [_failure(e, code or str(status), message) for e in pending], False
-                continue
-            except (BotoConnectionError, HTTPClientError) as exc:
-                if attempt == self.options.max_attempts - 1:
-                    return failures + [_failure(e, type(exc).__name__, str(exc)) for e in pending], False
+                if not again or attempt == self.options.max_attempts - 1:
+                    return failures + [_failure(e, code, message) for e in pending], False
                 continue
             errors, unprocessed = reply.get("Errors", []), reply.get("UnprocessedEntries", [])
             self._count(written=len(pending) - len(errors) - len(unprocessed))
@@ -398,16 +404,10 @@ class _Sender:
             self._count(calls=1)
             try:
                 self.client.put_record(**request)
-            except ClientError as exc:
-                code, status = error_code(exc), exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-                if is_throttle(code):
-                    self._count(throttles=1)
-                if not retryable(code, status) or attempt == self.options.max_attempts - 1:
-                    return _failure(entry, code or str(status), exc.response.get("Error", {}).get("Message", ""))
-                continue
-            except (BotoConnectionError, HTTPClientError) as exc:
-                if attempt == self.options.max_attempts - 1:
-                    return _failure(entry, type(exc).__name__, str(exc))
+            except _CALL_ERRORS as exc:
+                code, message, again = self._call_error(exc)
+                if not again or attempt == self.options.max_attempts - 1:
+                    return _failure(entry, code, message)
                 continue
             self._count(written=1)
             return None
@@ -455,6 +455,10 @@ def _options(group: FeatureGroup, max_in_flight: int, batch: bool, target_stores
         problems.append(Problem("chunk_size", chunk_size, "must be a positive integer"))
     if not isinstance(max_attempts, int) or max_attempts < 1:
         problems.append(Problem("max_attempts", max_attempts, "must be a positive integer"))
+    for name, delay in (("base_delay", base_delay), ("max_delay", max_delay)):
+        # Checked here: a negative delay would only fail in time.sleep, after some records were written.
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay < float("inf"):
+            problems.append(Problem(name, delay, "must be a non-negative number of seconds"))
     if failures_path is not None and Path(failures_path).suffix.lower() not in (".parquet", ".pq", ".jsonl",
                                                                                 ".ndjson", ".json"):
         problems.append(Problem("failures_path", str(failures_path), "must end in .parquet or .jsonl"))

@@ -53,6 +53,11 @@ def _id_text(group: FeatureGroup, record_id: Any) -> str:
     return str(converted.values[0])
 
 
+def _backoff(rng: random.Random, attempt: int) -> float:
+    # Full jitter, as in ingest: spreads the retries of the pool's threads apart.
+    return rng.uniform(0, min(5.0, 0.05 * 2 ** attempt))
+
+
 def _call_with_retries(call: Any, *, what: str, resource: str, deadline: float, rng: random.Random) -> Any:
     """One runtime call, retried on throttling / 5xx / expired tokens with full-jitter backoff."""
     attempt = 0
@@ -62,7 +67,7 @@ def _call_with_retries(call: Any, *, what: str, resource: str, deadline: float, 
         except ClientError as exc:
             code = error_code(exc)
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            delay = rng.uniform(0, min(5.0, 0.05 * 2 ** attempt))
+            delay = _backoff(rng, attempt)
             if not retryable(code, status) or time.monotonic() + delay > deadline:
                 raise from_client_error(exc, action=what, resource=resource) from exc
             logger.debug("%s on %s: %s, retrying in %.2fs", what, resource, code, delay)
@@ -157,7 +162,7 @@ def _batch_get(client: Any, identifiers: list[dict[str, Any]], deadline: float, 
         if pending:
             if any(is_throttle(e.get("ErrorCode", "")) for e in errors):
                 logger.debug("BatchGetRecord throttled for %d record(s)", len(errors))
-            delay = rng.uniform(0, min(5.0, 0.05 * 2 ** attempt))
+            delay = _backoff(rng, attempt)
             if time.monotonic() + delay > deadline:
                 raise WaitTimeoutError(f"BatchGetRecord still had unprocessed identifiers at the deadline "
                                        f"({sum(len(p['RecordIdentifiersValueAsString']) for p in pending)} ids)")
@@ -190,13 +195,12 @@ def get_many(
 
     >>> frames = store.get_many({"customers": ["c-1", "c-2"]}, features=["spend"])  # doctest: +SKIP
     """
-    groups = {(g.name if not isinstance(g, str) else g): (g if not isinstance(g, str) else store.group(g))
-              for g in requests}
+    groups = {key: store.group(key) if isinstance(key, str) else key for key in requests}
     plan: list[dict[str, Any]] = []
     columns: dict[str, list[str]] = {}
     order: dict[str, list[str]] = {}
     for key, ids in requests.items():
-        group = groups[key if isinstance(key, str) else key.name]
+        group = groups[key]
         wanted = features.get(group.name) if isinstance(features, Mapping) else features
         if wanted:
             _check_features(group, wanted)

@@ -393,6 +393,16 @@ def test_batches_have_at_most_25_entries():
     assert sizes == [25, 25, 10]
 
 
+@pytest.mark.parametrize("options", [{"base_delay": -1}, {"max_delay": "5"}])
+def test_bad_backoff_delays_are_rejected_before_anything_is_sent(options):
+    group, stubber = stubbed()
+    name = next(iter(options))
+    with pytest.raises(ValidationError, match=name) as info:
+        ingest(group, frame(1), **options)
+    assert info.value.field == name
+    stubber.assert_no_pending_responses()
+
+
 def test_prepare_converts_types_without_trailing_zero_and_omits_missing_values():
     group, _ = stubbed({"id": "Integral", "ts": "Fractional", "x": "Fractional"})
     df = pd.DataFrame({"id": pd.Series([1, 2], dtype="Int64"), "ts": [1.7e9, 1.7e9 + 0.5], "x": [0.1, None]})
