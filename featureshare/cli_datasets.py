@@ -65,19 +65,20 @@ def build_dataset(obj: Context, spec_path: str, team: str | None, central_profil
     from dataclasses import replace
 
     from featureshare.dataset_spec import build_dataset as build
+    from featureshare.jobs.build_dataset import result_summary
 
     spec = load_spec(spec_path)
     if output:
         spec = replace(DatasetSpec.from_dict({**spec.to_dict(), "output": output}), source=spec.source)
     local, central = _sessions(obj, spec, team, central_profile)
     result = build(spec, central=central, local=local, consumer=_consumer(obj, local), wait=wait)
-    data = {"name": spec.name, "location": getattr(result, "location", None),
-            "query_execution_id": getattr(result, "query_execution_id", None), "waited": wait}
+    summary = result_summary(result)
+    data = {"name": spec.name, "location": summary["location"],
+            "query_execution_id": summary["query_execution_id"], "waited": wait}
     frame = None
     if wait:
-        data["data_scanned_bytes"] = getattr(result, "data_scanned_bytes", None)
-        manifest = getattr(result, "manifest", None) or {}
-        data["row_count"] = manifest.get("row_count") if isinstance(manifest, dict) else None
+        data["data_scanned_bytes"] = summary["data_scanned_bytes"]
+        data["row_count"] = summary["row_count"]
         if head and not obj.as_json:
             frame = result.to_dataframe()
             data["row_count"] = data["row_count"] if data["row_count"] is not None else len(frame)

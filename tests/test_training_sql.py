@@ -136,6 +136,12 @@ def test_unknown_feature_and_unknown_join_column_are_reported_together() -> None
     assert len(info.value.problems) == 2
 
 
+def test_an_invalid_ttl_is_reported_with_the_other_join_problems() -> None:
+    with pytest.raises(ValidationError, match=r"no feature.*invalid ttl 'soon'.*'30d'") as info:
+        _query({"describe": _describe("sessions", CENTRAL), "features": ["nope"], "ttl": "soon"})
+    assert len(info.value.problems) == 2
+
+
 def test_bad_how_is_rejected() -> None:
     with pytest.raises(ValidationError, match="how='outer'"):
         _query({"describe": _describe("sessions", CENTRAL), "how": "outer"})

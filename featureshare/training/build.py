@@ -572,21 +572,10 @@ class _Staging:
         plan = self.plan
         if plan.staged is None:
             return
-        body = io.BytesIO()
-        pq.write_table(pa.Table.from_pandas(plan.staged.frame, preserve_index=False), body)
-        key = f"{plan.staging_prefix}entities/part-0.parquet"
-        with translate_client_error(action="s3:PutObject", resource=f"s3://{plan.bucket}/{key}"):
-            plan.session.client("s3").put_object(Bucket=plan.bucket, Key=key, Body=body.getvalue(),
-                                                 ExpectedBucketOwner=plan.consumer_account)
-        glue = plan.run_session.client("glue")
-        _ensure_database(glue, plan.scratch_database)
-        columns = [{"Name": n, "Type": t} for n, t in plan.staged.glue_columns]
-        location = f"s3://{plan.bucket}/{plan.staging_prefix}entities/"
-        with translate_client_error(action="glue:CreateTable", resource=plan.entity_table):
-            glue.create_table(DatabaseName=plan.scratch_database, TableInput={
-                "Name": plan.entity_table, "TableType": "EXTERNAL_TABLE",
-                "Parameters": {"classification": "parquet", "featureshare:temporary": "true"},
-                "StorageDescriptor": {"Columns": columns, "Location": location, **_PARQUET_SD}})
+        _put_parquet(plan.session, plan.staged.frame, plan.bucket, f"{plan.staging_prefix}entities/part-0.parquet",
+                     owner=plan.consumer_account)
+        _create_temporary_table(plan.run_session, plan.scratch_database, plan.entity_table, plan.staged.glue_columns,
+                                f"s3://{plan.bucket}/{plan.staging_prefix}entities/")
         self.table_created = True
 
     def remove(self) -> None:
@@ -603,6 +592,27 @@ class _Staging:
             _delete_prefix(plan.session.client("s3"), plan.bucket, plan.staging_prefix)
         except ClientError as exc:
             logger.warning("could not delete staging s3://%s/%s: %s", plan.bucket, plan.staging_prefix, exc)
+
+
+def _put_parquet(session: Any, frame: pd.DataFrame, bucket: str, key: str, *, owner: str) -> None:
+    """Upload ``frame`` as one Parquet object to a bucket that must belong to account ``owner``."""
+    body = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), body)
+    with translate_client_error(action="s3:PutObject", resource=f"s3://{bucket}/{key}"):
+        session.client("s3").put_object(Bucket=bucket, Key=key, Body=body.getvalue(), ExpectedBucketOwner=owner)
+
+
+def _create_temporary_table(session: Any, database: str, table: str, columns: Sequence[tuple[str, str]],
+                            location: str, account: str = "") -> None:
+    """Register Parquet objects under ``location`` as an external table marked ``featureshare:temporary``."""
+    glue = session.client("glue")
+    _ensure_database(glue, database)
+    with translate_client_error(action="glue:CreateTable", resource=f"{database}.{table}", account=account):
+        glue.create_table(DatabaseName=database, TableInput={
+            "Name": table, "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"classification": "parquet", "featureshare:temporary": "true"},
+            "StorageDescriptor": {"Columns": [{"Name": n, "Type": t} for n, t in columns],
+                                  "Location": location, **_PARQUET_SD}})
 
 
 def _ensure_database(glue: Any, database: str) -> None:

@@ -28,15 +28,12 @@ creates.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from featureshare.errors import UnsupportedError, translate_client_error
@@ -214,25 +211,14 @@ class _CentralStaging:
 
     def _create_table(self, session: Any, database: str, table: str, columns: Sequence[tuple[str, str]],
                       location: str, account: str) -> None:
-        glue = session.client("glue")
-        b._ensure_database(glue, database)
-        with translate_client_error(action="glue:CreateTable", resource=f"{database}.{table}", account=account):
-            glue.create_table(DatabaseName=database, TableInput={
-                "Name": table, "TableType": "EXTERNAL_TABLE",
-                "Parameters": {"classification": "parquet", "featureshare:temporary": "true"},
-                "StorageDescriptor": {"Columns": [{"Name": n, "Type": t} for n, t in columns],
-                                      "Location": location, **b._PARQUET_SD}})
+        b._create_temporary_table(session, database, table, columns, location, account)
         self.created.append((session, database, table))
 
     def stage_entities(self) -> None:
         """Upload the keys and label times (consumer) and register them in the central Glue."""
         plan, central = self.plan, self.central
-        body = io.BytesIO()
-        pq.write_table(pa.Table.from_pandas(central.entities, preserve_index=False), body)
-        key = f"{central.staging_prefix}entities/part-0.parquet"
-        with translate_client_error(action="s3:PutObject", resource=f"s3://{plan.bucket}/{key}"):
-            plan.session.client("s3").put_object(Bucket=plan.bucket, Key=key, Body=body.getvalue(),
-                                                 ExpectedBucketOwner=plan.consumer_account)
+        b._put_parquet(plan.session, central.entities, plan.bucket, f"{central.staging_prefix}entities/part-0.parquet",
+                       owner=plan.consumer_account)
         self._create_table(central.session, b.CENTRAL_SCRATCH_DATABASE, central.entity_table, central.entity_columns,
                            f"s3://{plan.bucket}/{central.staging_prefix}entities/", central.account)
 

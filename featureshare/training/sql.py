@@ -52,8 +52,6 @@ __all__ = [
 
 #: Trailing output column holding the entity row id (input order); ``to_dataframe`` sorts by it and drops it.
 ROW_ID_COLUMN = "featureshare_entity_row"
-#: Columns of every offline store table that are not features.
-OFFLINE_COLUMNS = ("write_time", "api_invocation_time", "is_deleted", "year", "month", "day", "hour")
 
 HowLiteral = Literal["left", "inner"]
 EntityTimeKind = Literal["timestamp", "string", "epoch"]
@@ -441,12 +439,17 @@ def make_join(source: SourceTable, *, features: Sequence[str] | None, on: str, e
         problems.append(f"group {source.name!r} has no feature(s) {unknown}; it has {sorted(types)}")
     if len(set(chosen)) != len(chosen):
         problems.append(f"features {list(chosen)} list a feature twice")
-    if prefix is not None and not re.fullmatch(r"[A-Za-z0-9_]{1,64}", prefix or ""):
+    if prefix is not None and not re.fullmatch(r"[A-Za-z0-9_]{1,64}", prefix):
         problems.append(f"prefix {prefix!r} is not 1-64 characters of [A-Za-z0-9_]")
+    ttl_seconds = None
+    try:
+        ttl_seconds = parse_ttl(ttl)
+    except ValidationError as exc:
+        problems.append(str(exc))
     if problems:
         raise ValidationError(f"cannot join feature group {source.name!r}: " + "; ".join(problems),
                               field="join", value=source.name, problems=problems)
     if not chosen:
         raise UnsupportedError(f"feature group {source.name!r} has no features to join besides its keys")
     return JoinSpec(source=source, features=chosen, on=on, data_catalog=data_catalog,
-                    ttl_seconds=parse_ttl(ttl), prefix=prefix, how=how)  # type: ignore[arg-type]
+                    ttl_seconds=ttl_seconds, prefix=prefix, how=how)  # type: ignore[arg-type]
