@@ -83,11 +83,6 @@ def _invalid(message: str) -> AthenaClientError:
 
 # ------------------------------------------------------------------------------------------------ resolver
 
-def _split_uri(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").removeprefix("S3://").partition("/")
-    return bucket, key
-
-
 def _is_parquet(table: dict[str, Any]) -> str:
     sd = table.get("StorageDescriptor") or {}
     params = {k.lower(): str(v).lower() for k, v in (table.get("Parameters") or {}).items()}
@@ -186,21 +181,21 @@ class _MotoResolver:
         return [str(t["Name"]).lower() for t in mi.glue_list_tables(self._account(catalog), self.region, database)]
 
     def list_objects(self, location: str) -> list[S3Object]:
-        bucket, prefix = _split_uri(location)
+        bucket, prefix = mi.split_s3_uri(location)
         try:
             return [S3Object(f"s3://{bucket}/{key}", size) for key, size in mi.s3_list(bucket, prefix)]
         except KeyError as exc:
             raise AthenaQueryError("HIVE_FILESYSTEM_ERROR", f"The specified bucket does not exist: {bucket}") from exc
 
     def read_object(self, uri: str) -> bytes:
-        self._authorize(objects=[_split_uri(uri)])
+        self._authorize(objects=[mi.split_s3_uri(uri)])
         try:
-            return mi.s3_get(*_split_uri(uri))
+            return mi.s3_get(*mi.split_s3_uri(uri))
         except KeyError as exc:
             raise AthenaQueryError("HIVE_CANNOT_OPEN_SPLIT", f"Error opening {uri}: object not found") from exc
 
     def write_object(self, uri: str, body: bytes) -> None:
-        bucket, key = _split_uri(uri)
+        bucket, key = mi.split_s3_uri(uri)
         self._authorize(writes=[(bucket, key)], acl=self.acl)
         try:
             mi.s3_put(bucket, key, body, kms_key_id=self.kms_key)
@@ -370,7 +365,7 @@ def _output_prefix(execution: _Execution) -> str:
 
 
 def _check_output_bucket(execution: _Execution) -> None:
-    bucket, _ = _split_uri(_output_prefix(execution))
+    bucket, _ = mi.split_s3_uri(_output_prefix(execution))
     owner = mi.s3_bucket_owner(bucket)
     if owner is None:
         raise AthenaQueryError("INVALID_INPUT", f"Unable to verify/create output bucket {bucket}")

@@ -44,14 +44,20 @@ def invalid(message: str) -> ServiceError:
     return ServiceError(400, "ValidationError", message)
 
 
+def _finite_float(value: str) -> float | None:
+    """The value as a finite double, or None (not a number, NaN or infinite)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def parse_event_time(value: str, feature_type: str) -> float:
     """Epoch seconds of an EventTime value, validated like AWS."""
     if feature_type == "Fractional":
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = math.nan
-        if not math.isfinite(seconds):
+        seconds = _finite_float(value)
+        if seconds is None:
             raise invalid(f"Invalid EventTime '{value}': a Fractional event time must be Unix epoch seconds")
         return seconds
     match = EVENT_TIME_STRING.match(value)
@@ -71,13 +77,8 @@ def _check_value(name: str, value: str, feature_type: str) -> None:
     if feature_type == "Integral":
         if not INTEGRAL.match(value) or not -(2**63) <= int(value) < 2**63:
             raise invalid(f"Invalid value '{value}' for Integral feature '{name}': expected a 64-bit integer")
-    elif feature_type == "Fractional":
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number):
-            raise invalid(f"Invalid value '{value}' for Fractional feature '{name}': expected a finite double")
+    elif feature_type == "Fractional" and _finite_float(value) is None:
+        raise invalid(f"Invalid value '{value}' for Fractional feature '{name}': expected a finite double")
 
 
 def parse_record(group: FeatureGroup, record: list[dict[str, Any]]) -> tuple[dict[str, str], float]:
@@ -232,15 +233,18 @@ class FeatureStoreRuntime:
         group = self.store.find(request.account, request.region, name)
         if not group.online_enabled:
             raise invalid(f"Feature group {group.name} has no online store")
+        size = int(body.get("MaxResults") or 100)
+        if not 1 <= size <= 100:
+            raise invalid("MaxResults must be within 1..100")
+        token = str(body.get("NextToken") or "0")
+        if not token.isdigit():
+            raise invalid(f"Invalid NextToken '{token}': pass the NextToken of the previous ListRecords answer")
+        start = int(token)
         include_deleted = bool(body.get("IncludeSoftDeletedRecords"))
         with self.store.lock:
             ids = sorted(rid for rid in list(group.online)
                          if (record := self._live(group, rid, now)) is not None
                          and (include_deleted or not record.soft_deleted))
-        size = int(body.get("MaxResults") or 100)
-        if not 1 <= size <= 100:
-            raise invalid("MaxResults must be within 1..100")
-        start = int(body.get("NextToken") or 0)
         out: dict[str, Any] = {"RecordIdentifiers": ids[start:start + size]}
         if start + size < len(ids):
             out["NextToken"] = str(start + size)

@@ -146,6 +146,12 @@ def _s3_backend_for(bucket: str) -> Any:
     return s3[account][partition]
 
 
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """(bucket, key) of ``s3://bucket/key`` (scheme matched case-insensitively, as Athena does)."""
+    bucket, _, key = uri.removeprefix("s3://").removeprefix("S3://").partition("/")
+    return bucket, key
+
+
 def s3_list(bucket: str, prefix: str) -> list[tuple[str, int]]:
     """Keys (latest versions) under ``prefix`` in ``bucket`` with their sizes, sorted by key."""
     with _LOCK:

@@ -82,11 +82,6 @@ def partition_values(event_time: float) -> tuple[str, str, str, str]:
     return f"{moment.year:04d}", f"{moment.month:02d}", f"{moment.day:02d}", f"{moment.hour:02d}"
 
 
-def _split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
 class OfflineStore:
     """Buffer of offline rows for every emulated account, flushed to S3 + Glue on demand. Thread-safe."""
 
@@ -114,9 +109,11 @@ class OfflineStore:
             if not rows:
                 return 0
             write_time = self.clock()
-            batches: dict[tuple[str, tuple[str, str, str, str]], list[OfflineRow]] = defaultdict(list)
+            # keyed by the group object, not its ARN: a group deleted and re-created under the same name is
+            # a different FeatureGroup whose rows must not share a file with the old one's
+            batches: dict[tuple[int, tuple[str, str, str, str]], list[OfflineRow]] = defaultdict(list)
             for row in rows:
-                batches[(row.group.arn + "|" + str(id(row.group)), partition_values(row.event_time))].append(row)
+                batches[(id(row.group), partition_values(row.event_time))].append(row)
             for (_, hour), batch in batches.items():
                 self._write(batch[0].group, hour, batch, write_time)
             logger.debug("flushed %d offline rows in %d files", len(rows), len(batches))
@@ -129,7 +126,7 @@ class OfflineStore:
         year, month, day, hh = hour
         prefix = f"{s3['ResolvedOutputS3Uri']}/year={year}/month={month}/day={day}/hour={hh}"
         name = f"{write_time:%Y%m%dT%H%M%SZ}_{''.join(secrets.choice(_ALNUM) for _ in range(16))}.parquet"
-        bucket, key = _split_s3(f"{prefix}/{name}")
+        bucket, key = mi.split_s3_uri(f"{prefix}/{name}")
         mi.s3_put(bucket, key, parquet_bytes(group, rows, write_time), kms_key_id=s3.get("KmsKeyId"))
         catalog = offline.get("DataCatalogConfig")
         if catalog and not offline.get("DisableGlueTableCreation"):

@@ -104,6 +104,20 @@ def test_soft_delete_hides_the_record_and_list_records_can_still_show_it(runtime
                                 IncludeSoftDeletedRecords=True)["RecordIdentifiers"] == ["u1", "u2"]
 
 
+def test_list_records_pages_with_next_token_and_rejects_a_forged_one(runtime, make_record):
+    for rid in ("u1", "u2", "u3"):
+        runtime.put_record(FeatureGroupName="users", Record=make_record(rid, "2024-01-02T00:00:00Z"))
+
+    first = runtime.list_records(FeatureGroupName="users", MaxResults=2)
+    second = runtime.list_records(FeatureGroupName="users", MaxResults=2, NextToken=first["NextToken"])
+
+    assert first["RecordIdentifiers"] + second["RecordIdentifiers"] == ["u1", "u2", "u3"]
+    assert "NextToken" not in second
+    with pytest.raises(ClientError, match="Invalid NextToken 'page-2'") as info:
+        runtime.list_records(FeatureGroupName="users", NextToken="page-2")
+    assert info.value.response["Error"]["Code"] == "ValidationError"
+
+
 def test_hard_delete_removes_the_record_entirely(runtime, make_record):
     runtime.put_record(FeatureGroupName="users", Record=make_record("u1", "2024-01-02T00:00:00Z"))
 
