@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from featureshare import errors
-from featureshare.config import ConsumerAccount
+from featureshare.config import ROLE_ARN_RE, ConsumerAccount
 from featureshare.dataset_spec import DatasetSpec, EntitiesRef, load_spec
 from featureshare.jobs import launcher
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["jobs"]
 
-_ROLE_ACCOUNT_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/")
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class _Staged:
 
 
 def _consumer_of(obj: Context, role_arn: str) -> ConsumerAccount:
-    match = _ROLE_ACCOUNT_RE.match(role_arn)
+    match = ROLE_ARN_RE.match(role_arn)
     if not match:
         raise errors.ValidationError(f"--role {role_arn!r} is not an IAM role ARN", field="--role", value=role_arn,
                                      hint="pass the SageMaker execution role, arn:aws:iam::<account>:role/<name>")
@@ -145,13 +144,16 @@ def jobs_submit(obj: Context, spec_path: str, image_uri: str, role_arn: str, ins
     obj.emit(data, _human_submit)
 
 
-def _human_submit(data: dict[str, Any]) -> str:
+def _human_dry_run(data: dict[str, Any], operation: str) -> str:
     import json
 
+    uploads = "\n".join(f"  {u['from']} -> {u['to']}" for u in data["uploads"])
+    return f"dry run: would upload\n{uploads}\nand send {operation}:\n" + json.dumps(data["request"], indent=2)
+
+
+def _human_submit(data: dict[str, Any]) -> str:
     if data["dry_run"]:
-        uploads = "\n".join(f"  {u['from']} -> {u['to']}" for u in data["uploads"])
-        return f"dry run: would upload\n{uploads}\nand send CreateProcessingJob:\n" + json.dumps(data["request"],
-                                                                                                   indent=2)
+        return _human_dry_run(data, "CreateProcessingJob")
     return f"started processing job {data['request']['ProcessingJobName']}: {data['processing_job_arn']}"
 
 
@@ -179,7 +181,7 @@ def jobs_schedule(obj: Context, spec_path: str, image_uri: str, role_arn: str, i
     schedule_name = re.sub(r"[^0-9a-zA-Z_.-]+", "-", name or f"featureshare-{spec.name}")[:64]
     staged = _stage(obj, spec, consumer, schedule_name)
     job_request = launcher.build_dataset_job_request(
-        job_name=re.sub(r"[^a-zA-Z0-9-]+", "-", schedule_name).strip("-")[:46] or "featureshare",
+        job_name=launcher.job_name_prefix(schedule_name),
         spec_s3_uri=staged.spec_prefix,
         config_s3_uri=staged.config_prefix, run_id=launcher.SCHEDULED_TIME,
         settings=_settings(image_uri, role_arn, instance_type, volume_gb, max_runtime))
@@ -197,9 +199,6 @@ def jobs_schedule(obj: Context, spec_path: str, image_uri: str, role_arn: str, i
 
 
 def _human_schedule(data: dict[str, Any]) -> str:
-    import json
-
     if data["dry_run"]:
-        uploads = "\n".join(f"  {u['from']} -> {u['to']}" for u in data["uploads"])
-        return f"dry run: would upload\n{uploads}\nand send CreateSchedule:\n" + json.dumps(data["request"], indent=2)
+        return _human_dry_run(data, "CreateSchedule")
     return f"scheduled {data['request']['Name']} ({data['request']['ScheduleExpression']}): {data['schedule_arn']}"

@@ -16,14 +16,15 @@ from typing import Any
 
 from featureshare.errors import ConfigError
 
-__all__ = ["CONFIG_ENV", "CentralAccount", "ConsumerAccount", "Topology", "load_topology"]
+__all__ = ["CONFIG_ENV", "ROLE_ARN_RE", "CentralAccount", "ConsumerAccount", "Topology", "load_topology"]
 
 CONFIG_ENV = "FEATURESHARE_CONFIG"
 DEFAULT_CONFIG_FILE = "featureshare.toml"
 
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
-_ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+#: An IAM role ARN; group 1 is its account id. The one role-ARN check of featureshare.
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
 _KMS_RE = re.compile(r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[0-9a-fA-F-]+|alias/[\w/-]+)|alias/[\w/-]+)$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -199,12 +200,12 @@ class _TopologyParser:
             return CentralAccount("", "", "")
         self.unknown_keys("central", table, _CENTRAL_KEYS)
         account = self.text("central", table, "account_id", _ACCOUNT_RE, "a 12-digit account id")
-        role = self.text("central", table, "access_role_arn", _ROLE_ARN_RE, "an IAM role ARN")
+        role = self.text("central", table, "access_role_arn", ROLE_ARN_RE, "an IAM role ARN")
         self.same_account("central.access_role_arn", role, account)
         bucket = self.text("central", table, "offline_bucket", _BUCKET_RE, "a valid S3 bucket name")
         prefix = self.text("central", table, "offline_prefix", _PREFIX_RE, "an S3 key prefix",
                            required=False, default="feature-store")
-        store_role = self.text("central", table, "offline_store_role_arn", _ROLE_ARN_RE, "an IAM role ARN",
+        store_role = self.text("central", table, "offline_store_role_arn", ROLE_ARN_RE, "an IAM role ARN",
                                required=False)
         self.same_account("central.offline_store_role_arn", store_role, account)
         kms = self.text("central", table, "kms_key", _KMS_RE, "a KMS key ARN, alias ARN or 'alias/name'",
@@ -217,7 +218,7 @@ class _TopologyParser:
                               profile=profile, external_id=external_id)
 
     def same_account(self, where: str, arn: str, account: str) -> None:
-        match = _ROLE_ARN_RE.fullmatch(arn or "")
+        match = ROLE_ARN_RE.fullmatch(arn or "")
         if match and _ACCOUNT_RE.fullmatch(account) and match.group(1) != account:
             self.problem(where, f"{arn!r} is in account {match.group(1)}, expected {account}")
 
@@ -241,7 +242,7 @@ class _TopologyParser:
                              f"must be a non-empty list of role ARNs, got {roles_raw!r}")
             else:
                 for j, role in enumerate(roles_raw):
-                    if not isinstance(role, str) or not _ROLE_ARN_RE.fullmatch(role):
+                    if not isinstance(role, str) or not ROLE_ARN_RE.fullmatch(role):
                         self.problem(f"{where}.execution_role_arns[{j}]", f"{role!r} is not an IAM role ARN")
                     else:
                         self.same_account(f"{where}.execution_role_arns[{j}]", role, account)

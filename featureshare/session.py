@@ -36,6 +36,7 @@ from botocore.credentials import (
 )
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from featureshare.config import ROLE_ARN_RE
 from featureshare.errors import (
     AccessDeniedError,
     ConfigError,
@@ -53,7 +54,6 @@ ROLE_CHAINING_MAX_SECONDS = 3600
 _SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
 _EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _SOURCE_IDENTITY_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
-_ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _TAG_KEY_RE = re.compile(r"^[\w+\-=._:/@ ]{1,128}$")
 _TAG_VALUE_RE = re.compile(r"^[\w+\-=._:/@ ]{0,256}$")
 _MAX_TAGS = 50
@@ -347,7 +347,7 @@ def _assume_role_args(role_arn: str, session_name: str, tags: Mapping[str, str] 
                       external_id: str | None, policy: str | None, duration_seconds: int) -> dict[str, Any]:
     """Validate against STS's own limits now, and build the AssumeRole extra arguments."""
     problems: list[tuple[str, Any, str]] = []
-    if not isinstance(role_arn, str) or not _ROLE_ARN_RE.fullmatch(role_arn):
+    if not isinstance(role_arn, str) or not ROLE_ARN_RE.fullmatch(role_arn):
         problems.append(("role_arn", role_arn, "is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)"))
     if not _SESSION_NAME_RE.fullmatch(session_name):
         problems.append(("session_name", session_name, "must be 2-64 characters of [A-Za-z0-9_+=,.@-]"))

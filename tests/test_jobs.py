@@ -103,6 +103,18 @@ def test_job_names_are_always_valid_processing_job_names(prefix: str, when: dt.d
     assert launcher._JOB_NAME_RE.match(name) and len(name) <= 63
 
 
+@given(text=st.text(min_size=0, max_size=120))
+def test_any_schedule_name_yields_a_valid_job_name_prefix_and_per_run_job_name(text: str) -> None:
+    prefix = launcher.job_name_prefix(text)
+    assert launcher._JOB_NAME_RE.match(prefix) and len(prefix) <= 46
+    per_run = f"{prefix}-{launcher.EXECUTION_ID}".replace(launcher.EXECUTION_ID, launcher._SAMPLE_EXECUTION_ID)
+    assert launcher._JOB_NAME_RE.match(per_run)
+
+
+def test_a_schedule_name_cut_at_a_dash_still_gives_a_valid_job_name() -> None:
+    assert launcher.job_name_prefix("a" * 45 + "-b") == "a" * 45
+
+
 # ------------------------------------------------------------------------------------ sharding, reports
 
 def test_shards_split_the_sorted_files_disjointly_and_cover_them_all(tmp_path: Path) -> None:

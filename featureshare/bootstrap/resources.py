@@ -148,11 +148,21 @@ class IamRole(Resource):
 
 
 @dataclass
-class IamRolePolicy(Resource):
+class _PolicyResource(Resource):
+    """A resource whose whole state is one policy document (rendered at apply time when ``Deferred``)."""
+
+    document: Document | Deferred = field(default_factory=dict)
+
+    def desired(self) -> Document:
+        document = self.document() if callable(self.document) else self.document
+        return {"policy": canonical(document)}
+
+
+@dataclass
+class IamRolePolicy(_PolicyResource):
     """An inline policy ``name`` (always ``featureshare-...``) on ``role``."""
 
     role: str = ""
-    document: Document | Deferred = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.kind = "iam-role-policy"
@@ -160,10 +170,6 @@ class IamRolePolicy(Resource):
     @property
     def address(self) -> str:
         return f"{self.account}:{self.kind}:{self.role}/{self.name}"
-
-    def desired(self) -> Document:
-        document = self.document() if callable(self.document) else self.document
-        return {"policy": canonical(document)}
 
     def read(self, session: AccountSession) -> Document | None:
         try:
@@ -236,17 +242,12 @@ class KmsKey(Resource):
 
 
 @dataclass
-class KmsKeyPolicy(Resource):
+class KmsKeyPolicy(_PolicyResource):
     """The ``default`` key policy of the key with alias ``name``."""
 
-    document: Document | Deferred = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.kind = "kms-key-policy"
-
-    def desired(self) -> Document:
-        document = self.document() if callable(self.document) else self.document
-        return {"policy": canonical(document)}
 
     def read(self, session: AccountSession) -> Document | None:
         try:
@@ -362,15 +363,10 @@ def _try(read: Callable[[], Any], default: Any) -> Any:
 
 
 @dataclass
-class S3BucketPolicy(Resource):
-    document: Document | Deferred = field(default_factory=dict)
+class S3BucketPolicy(_PolicyResource):
 
     def __post_init__(self) -> None:
         self.kind = "s3-bucket-policy"
-
-    def desired(self) -> Document:
-        document = self.document() if callable(self.document) else self.document
-        return {"policy": canonical(document)}
 
     def read(self, session: AccountSession) -> Document | None:
         try:
@@ -391,17 +387,12 @@ class S3BucketPolicy(Resource):
 
 
 @dataclass
-class GlueResourcePolicy(Resource):
+class GlueResourcePolicy(_PolicyResource):
     """The account's Glue Data Catalog resource policy (one per account and region)."""
 
-    document: Document | Deferred = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.kind = "glue-resource-policy"
-
-    def desired(self) -> Document:
-        document = self.document() if callable(self.document) else self.document
-        return {"policy": canonical(document)}
 
     def read(self, session: AccountSession) -> Document | None:
         try:

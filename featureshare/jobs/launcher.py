@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from featureshare.config import ROLE_ARN_RE
 from featureshare.errors import ValidationError
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "build_dataset_job_request",
     "ingest_job_request",
     "job_name",
+    "job_name_prefix",
     "schedule_request",
     "validate_request",
 ]
@@ -66,7 +68,6 @@ _JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _SCHEDULE_NAME_RE = re.compile(r"^[0-9a-zA-Z-_.]{1,64}$")
 _CRON_RE = re.compile(r"^(cron\([^()]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\)|at\([0-9T:-]+\))$")
 _S3_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?$")
-_ROLE_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _INSTANCE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 
 
@@ -87,7 +88,7 @@ class JobSettings:
         problems = []
         if not self.image_uri or len(self.image_uri) > 255 or any(c.isspace() for c in self.image_uri):
             problems.append(f"image_uri={self.image_uri!r}: must be a container image URI (ECR)")
-        if not _ROLE_RE.match(self.role_arn or ""):
+        if not ROLE_ARN_RE.match(self.role_arn or ""):
             problems.append(f"role_arn={self.role_arn!r}: must be an IAM role ARN (the job's execution role)")
         if not _INSTANCE_RE.match(self.instance_type or ""):
             problems.append(f"instance_type={self.instance_type!r}: must look like 'ml.m5.large'")
@@ -100,10 +101,16 @@ class JobSettings:
         return problems
 
 
+def job_name_prefix(text: str, limit: int = 46) -> str:
+    """``text`` made into the start of a processing job name: letters, digits and inner '-', ≤ ``limit``
+    characters, never starting or ending with '-' (``featureshare`` if nothing is left)."""
+    cleaned = re.sub(r"[^a-zA-Z0-9-]+", "-", text).strip("-")
+    return cleaned[:limit].rstrip("-") or "featureshare"
+
+
 def job_name(prefix: str, when: dt.datetime) -> str:
     """A valid, unique-per-second processing job name: ``<prefix>-YYYYMMDD-HHMMSS`` (≤ 63 characters)."""
-    cleaned = re.sub(r"[^a-zA-Z0-9-]+", "-", prefix).strip("-") or "featureshare"
-    return f"{cleaned[:47].rstrip('-')}-{when.astimezone(dt.UTC):%Y%m%d-%H%M%S}"
+    return f"{job_name_prefix(prefix, 47)}-{when.astimezone(dt.UTC):%Y%m%d-%H%M%S}"
 
 
 def _s3_input(name: str, uri: str, local_path: str, *, sharded: bool = False) -> dict[str, Any]:
@@ -199,11 +206,11 @@ def schedule_request(*, name: str, expression: str, job_request: Mapping[str, An
     if not _CRON_RE.match(expression or ""):
         problems.append(f"expression={expression!r}: must be cron(...), rate(...) or at(...), "
                         "e.g. 'cron(0 3 * * ? *)'")
-    if not _ROLE_RE.match(scheduler_role_arn or ""):
+    if not ROLE_ARN_RE.match(scheduler_role_arn or ""):
         problems.append(f"scheduler_role_arn={scheduler_role_arn!r}: must be an IAM role ARN")
     _check(problems, "schedule")
-    base = re.sub(r"[^a-zA-Z0-9-]+", "-", str(job_request.get("ProcessingJobName", name)))[:46].strip("-")
-    scheduled_job = {**job_request, "ProcessingJobName": f"{base or 'featureshare'}-{EXECUTION_ID}"}
+    base = job_name_prefix(str(job_request.get("ProcessingJobName", name)))
+    scheduled_job = {**job_request, "ProcessingJobName": f"{base}-{EXECUTION_ID}"}
     request: dict[str, Any] = {
         "Name": name,
         "ScheduleExpression": expression,
