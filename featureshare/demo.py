@@ -16,8 +16,8 @@ IAM: the embedded AWS enforces the bootstrapped least-privilege policies for eve
 (which runs as each account's administrator); a denied step fails the demo with the denied action.
 
 Emulation limits: see :mod:`featureshare.local`. The local group's offline store lives under the consumer's
-training bucket (:func:`local_offline_s3_uri`) and is written with the execution role, as SageMaker setups
-commonly do.
+training bucket (``ConsumerAccount.local_offline_s3_uri``) and is written with the execution role, as
+SageMaker setups commonly do.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from featureshare.config import ConsumerAccount, Topology
+from featureshare.config import Topology
 from featureshare.demo_data import DemoData, generate
 from featureshare.errors import NotFoundError
 from featureshare.groups import FeatureGroup, FeatureStore, GroupSpec
@@ -50,7 +50,6 @@ __all__ = [
     "demo_sessions",
     "demo_topology",
     "group_specs",
-    "local_offline_s3_uri",
     "prepare_demo_groups",
     "run_demo",
 ]
@@ -96,11 +95,6 @@ def demo_topology(central_account: str = "111111111111", consumer_account: str =
     }, source="featureshare.demo")
 
 
-def local_offline_s3_uri(consumer: ConsumerAccount) -> str:
-    """Where a consumer's local (own-account) groups keep their offline store: its training bucket."""
-    return consumer.local_offline_s3_uri
-
-
 # ------------------------------------------------------------------------------------------ results
 
 @dataclass(frozen=True)
@@ -137,10 +131,14 @@ class DemoSummary:
     data_scanned_bytes: int
     output_uri: str
     manifest_uri: str
-    head: pd.DataFrame = field(repr=False, compare=False)
     training_set: pd.DataFrame = field(repr=False, compare=False, default_factory=pd.DataFrame)
     iam_enforced: bool = True
     timings: Mapping[str, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def head(self) -> pd.DataFrame:
+        """The first :data:`HEAD_ROWS` rows of the training set, as the summary shows them."""
+        return self.training_set.head(HEAD_ROWS).reset_index(drop=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -211,11 +209,14 @@ def _freeze_clock(aws: EmbeddedAWS) -> None:
 
 
 def bootstrap_accounts(aws: EmbeddedAWS, topology: Topology) -> None:
-    """``bootstrap apply`` (execution roles included) as each account's administrator."""
+    """``bootstrap apply`` (execution roles included) as each account's administrator.
+
+    Emulation limit: the embedded AWS has one consumer account, wired to the topology's first consumer.
+    """
     from featureshare.bootstrap.plan import Bootstrap
 
     admins = {"central": AccountSession(aws.admin_session("central")),
-              CONSUMER: AccountSession(aws.admin_session("consumer"))}
+              topology.consumers[0].name: AccountSession(aws.admin_session("consumer"))}
     Bootstrap(topology, admins, create_execution_roles=True).apply()
 
 
@@ -271,7 +272,7 @@ def prepare_demo_groups(central: AccountSession, local: AccountSession, topology
                                                   timeout=60)
     if not _exists(local_store, "keywords"):
         created.add("keywords")
-    groups["keywords"] = local_store.ensure_group(specs["keywords"], offline_s3_uri=local_offline_s3_uri(consumer),
+    groups["keywords"] = local_store.ensure_group(specs["keywords"], offline_s3_uri=consumer.local_offline_s3_uri,
                                                   role_arn=consumer.execution_role_arns[0], team=consumer.team,
                                                   timeout=60)
     reports: dict[str, IngestReport] = {}
@@ -350,6 +351,5 @@ def run_demo(*, progress: bool = True, n_users: int = 300, seed: int = 7) -> Dem
             groups=results, entity_rows=len(data.entities), training_rows=len(frame),
             columns=tuple(frame.columns), sql=training.sql, query_execution_id=training.query_execution_id,
             data_scanned_bytes=int(training.data_scanned_bytes), output_uri=training.location,
-            manifest_uri=training.location + MANIFEST_NAME, head=frame.head(HEAD_ROWS).reset_index(drop=True),
-            training_set=frame,
-            iam_enforced=aws.enforce_iam, timings={**watch.timings, "total": time.perf_counter() - started})
+            manifest_uri=training.location + MANIFEST_NAME, training_set=frame, iam_enforced=aws.enforce_iam,
+            timings={**watch.timings, "total": time.perf_counter() - started})

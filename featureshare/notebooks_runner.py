@@ -49,7 +49,6 @@ EXECUTION_PROFILE = "consumer-execution"
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 DEFAULT_CELL_TIMEOUT = 180.0
 ENFORCE_IAM_DEFAULT = True
-_ACCOUNT_NAMES = ("central", "consumer")
 # Credentials and endpoints of the calling shell must not override the profile inside the kernels.
 _DROPPED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
                 "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "MOTO_ACCOUNT_ID", "AWS_ROLE_ARN",
@@ -76,17 +75,6 @@ def _default_config(directory: Path) -> Path:
     if configured:
         return Path(configured)
     return directory.resolve().parent / "featureshare.example.toml"
-
-
-def _bootstrap(aws: Any, topology: Topology) -> None:
-    """``bootstrap apply`` as each account's administrator, execution roles included."""
-    from featureshare.bootstrap.plan import Bootstrap
-    from featureshare.session import AccountSession
-
-    consumer = topology.consumers[0]
-    admins = {"central": AccountSession(aws.admin_session("central")),
-              consumer.name: AccountSession(aws.admin_session("consumer"))}
-    Bootstrap(topology, admins, create_execution_roles=True).apply()
 
 
 def notebook_environment(aws: Any, topology: Topology, config_path: Path, workdir: Path,
@@ -144,21 +132,28 @@ def run_notebooks(directory: str | os.PathLike[str], *, config: str | os.PathLik
     ``config`` defaults to ``$FEATURESHARE_CONFIG``, else ``featureshare.example.toml`` beside the directory;
     its accounts must be the embedded ones. ``timeout`` bounds each cell.
     """
+    from featureshare.demo import bootstrap_accounts
     from featureshare.local import EmbeddedAWS
 
     folder = Path(directory)
     paths = sorted(folder.glob("*.ipynb"))
-    if names:
-        paths = [p for p in paths if p.name in set(names) or p.stem in set(names)]
     if not paths:
-        raise ConfigError(f"no notebooks found in {str(folder)!r}" + (f" matching {list(names)}" if names else ""))
+        raise ConfigError(f"no notebooks found in {str(folder)!r}")
+    if names:
+        wanted = set(names)
+        # A misspelt name must not silently shrink the run to the notebooks that did match.
+        unknown = sorted(wanted - {p.name for p in paths} - {p.stem for p in paths})
+        if unknown:
+            raise ConfigError(f"names: no notebook {unknown} in {str(folder)!r} "
+                              f"(found: {[p.name for p in paths]})")
+        paths = [p for p in paths if p.name in wanted or p.stem in wanted]
     config_path = Path(config) if config else _default_config(folder)
     topology = load_topology(config_path)
     results: list[NotebookResult] = []
     accounts = {"central": topology.central.account_id, "consumer": topology.consumers[0].account_id}
     with EmbeddedAWS(server=True, accounts=accounts, region=topology.region, enforce_iam=enforce_iam) as aws, \
             tempfile.TemporaryDirectory(prefix="featureshare-nb-") as tmp:
-        _bootstrap(aws, topology)
+        bootstrap_accounts(aws, topology)
         env = notebook_environment(aws, topology, config_path, Path(tmp))
         for path in paths:
             result = _execute(path, env, timeout, Path(output_dir) if output_dir else None)

@@ -72,7 +72,7 @@ def test_training_set_has_one_row_per_entity_row_with_entity_columns_first(summa
     assert list(frame.columns[:3]) == list(data.entities.columns)
     assert list(frame["user_id"]) == list(data.entities["user_id"])
     assert summary.columns == tuple(frame.columns)
-    pd.testing.assert_frame_equal(summary.head, frame.head(len(summary.head)))
+    pd.testing.assert_frame_equal(summary.head, frame.head(5))
 
 
 def test_training_set_equals_the_point_in_time_reference_deletes_included(summary, data):

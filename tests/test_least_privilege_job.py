@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from featureshare.bootstrap.plan import Bootstrap
 from featureshare.config import Topology, load_topology
+from featureshare.demo import bootstrap_accounts
 from featureshare.errors import AccessDeniedError, translate_client_error
 from featureshare.local import EmbeddedAWS
 from featureshare.local.policy_enforcement import Actor, authorize_reads
@@ -83,9 +83,7 @@ def _record(user_id: str, clicks: int) -> list[dict[str, str]]:
 def world() -> Iterator[World]:
     topology = load_topology(EXAMPLE)
     with EmbeddedAWS() as aws:
-        admins = {"central": AccountSession(aws.admin_session("central")),
-                  TEAM: AccountSession(aws.admin_session("consumer"))}
-        Bootstrap(topology, admins, create_execution_roles=True).apply()
+        bootstrap_accounts(aws, topology)
         job = World(aws, topology)
         job.create_group(job.central, GROUP)
         job.central.client("sagemaker-featurestore-runtime").put_record(FeatureGroupName=GROUP,

@@ -78,3 +78,11 @@ def test_a_failing_cell_fails_the_run_and_kernels_act_as_the_execution_role(tmp_
 def test_runner_reports_a_folder_without_notebooks(tmp_path: Path, capsys):
     assert main([str(tmp_path)]) == 3
     assert "no notebooks found" in capsys.readouterr().err
+
+
+def test_runner_names_an_unknown_notebook_instead_of_running_the_others(tmp_path: Path, capsys):
+    nbformat.write(new_notebook(cells=[new_code_cell("1")]), tmp_path / "first.ipynb")
+
+    assert main([str(tmp_path), "--only", "first", "--only", "frist"]) == 3
+    err = capsys.readouterr().err
+    assert "'frist'" in err and "first.ipynb" in err
