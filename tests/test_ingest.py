@@ -31,7 +31,7 @@ from ingest_fixtures import (  # noqa: F401  (fixtures)
 
 from featureshare.errors import IngestionError, ValidationError
 from featureshare.groups import FeatureGroup, FeatureStore
-from featureshare.ingest import RUNTIME_SERVICE, IngestReport, ingest, prepare
+from featureshare.ingest import MAX_BATCH, RUNTIME_SERVICE, IngestReport, ingest, prepare
 from featureshare.session import AccountSession
 from featureshare.values import format_event_times
 
@@ -144,7 +144,8 @@ def test_iterable_of_dicts_is_read_lazily_in_chunks(setup: Setup, name: str):
     group = setup.ensure(customers_spec(name))
     source = customers(1_000).to_dict("records")
     pulled = 0
-    pulled_at_first_call: list[int] = []
+    completed = 0
+    pulled_at_calls: list[tuple[int, int]] = []
 
     def rows():
         nonlocal pulled
@@ -152,14 +153,25 @@ def test_iterable_of_dicts_is_read_lazily_in_chunks(setup: Setup, name: str):
             pulled += 1
             yield row
 
-    group.store.session.client(RUNTIME_SERVICE, max_pool_connections=10,
-                               retries={"total_max_attempts": 1, "mode": "standard"}).meta.events.register(
-        "before-call.*.BatchWriteRecord", lambda **_: pulled_at_first_call.append(pulled))
+    def after_call(**_):
+        nonlocal completed
+        completed += 1
 
-    report = group.ingest(rows(), chunk_size=100, max_in_flight=2)
+    client = group.store.session.client(RUNTIME_SERVICE, max_pool_connections=10,
+                                        retries={"total_max_attempts": 1, "mode": "standard"})
+    client.meta.events.register("before-call.*.BatchWriteRecord",
+                                lambda **_: pulled_at_calls.append((pulled, completed)))
+    client.meta.events.register("after-call.*.BatchWriteRecord", after_call)
+
+    chunk_size, max_in_flight = 100, 2
+    report = group.ingest(rows(), chunk_size=chunk_size, max_in_flight=max_in_flight)
 
     assert report.rows_written == 1_000
-    assert pulled_at_first_call[0] <= 100  # memory is bounded by the chunk, not the input
+    # Memory is bounded by one chunk plus the queued batches (two per worker), not by the input:
+    # the reader only gets ahead of the writers by that much, whenever a call starts.
+    ahead = chunk_size + 2 * max_in_flight * MAX_BATCH
+    assert pulled_at_calls[0][0] <= ahead < len(source)
+    assert all(p <= ahead + MAX_BATCH * done for p, done in pulled_at_calls)
 
 
 def test_iterable_of_dataframes_keeps_global_row_positions(setup: Setup, name: str):
