@@ -185,14 +185,18 @@ def test_parsed_values_are_typed():
     assert math.isclose(parse_values(["1e-07"], "Fractional")[0], 1e-7)
 
 
-def test_conversion_of_100k_rows_is_vectorised_and_fast():
+def test_conversion_of_100k_rows_equals_the_element_wise_rules():
+    # Speed is shown by the ingestion benchmark (benchmarks/); here the vectorised paths must agree with
+    # the plain rule for every row of a large column.
     n = 100_000
-    df = pd.DataFrame({"i": np.arange(n), "f": np.random.default_rng(0).random(n),
-                       "t": pd.date_range("2024-01-01", periods=n, freq="s", tz="UTC")})
-    import time
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"i": np.arange(n) * 7919 - 10**9, "f": rng.random(n) * 10.0 ** rng.integers(-8, 9, n),
+                       "t": pd.date_range("2024-01-01", periods=n, freq="1234567us", tz="UTC")})
 
-    started = time.perf_counter()
-    to_value_strings(df["i"], "Integral")
-    to_value_strings(df["f"], "Fractional")
-    format_event_times(df["t"])
-    assert time.perf_counter() - started < 2.0
+    integral = to_value_strings(df["i"], "Integral").values
+    fractional = to_value_strings(df["f"], "Fractional").values
+    times = format_event_times(df["t"]).values
+
+    assert list(integral) == [str(v) for v in df["i"]]
+    assert [float(s) for s in fractional] == list(df["f"])
+    assert list(times) == [t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z" for t in df["t"]]

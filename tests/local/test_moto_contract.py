@@ -378,4 +378,5 @@ def test_runtime_calls_wait_out_injected_latency_concurrently(embedded_server, g
     elapsed = time.perf_counter() - started
     embedded_server.clear_faults()
     assert all(r["Record"] for r in records)
-    assert elapsed < 8 * 0.3 / 2, f"8 calls with 300 ms latency took {elapsed:.2f}s: they were serialised"
+    serialised = 8 * 0.3  # one call after another; overlapping calls take about 0.3 s in all
+    assert elapsed < serialised * 0.6, f"8 calls with 300 ms latency took {elapsed:.2f}s: they were serialised"
