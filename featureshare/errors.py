@@ -157,6 +157,12 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def http_status(exc: ClientError) -> int | None:
+    """The HTTP status of a ``ClientError``'s response (``None`` if absent)."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return int(status) if status is not None else None
+
+
 def _request_id(exc: ClientError) -> str:
     return str(exc.response.get("ResponseMetadata", {}).get("RequestId", ""))
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from featureshare.errors import AWSError, ValidationError, WaitTimeoutError, error_code, from_client_error
+from featureshare.errors import AWSError, ValidationError, WaitTimeoutError, error_code, from_client_error, http_status
 from featureshare.ingest import RUNTIME_SERVICE, is_throttle, retryable
 from featureshare.values import format_event_times, parse_value, parse_values, to_value_strings
 
@@ -66,7 +66,7 @@ def _call_with_retries(call: Any, *, what: str, resource: str, deadline: float, 
             return call()
         except ClientError as exc:
             code = error_code(exc)
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            status = http_status(exc)
             delay = _backoff(rng, attempt)
             if not retryable(code, status) or time.monotonic() + delay > deadline:
                 raise from_client_error(exc, action=what, resource=resource) from exc

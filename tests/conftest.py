@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# Group/ingest fixtures (``setup``, ``shared_setup``, ``shared_server_setup``, ``name``) for every test module.
+pytest_plugins = ["ingest_fixtures"]
+
 # Tests never reach real AWS: no ambient profile or endpoint leaks in from the developer's shell.
 for _var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "MOTO_ACCOUNT_ID", "FEATURESHARE_CONFIG"):
     os.environ.pop(_var, None)

@@ -20,14 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import time_machine
 from botocore.stub import Stubber
-from ingest_fixtures import (  # noqa: F401  (fixtures)
-    Setup,
-    customers,
-    customers_spec,
-    name_fixture,
-    setup_fixture,
-    shared_setup_fixture,
-)
+from ingest_fixtures import Setup, customers, customers_spec
 
 from featureshare.errors import IngestionError, ValidationError
 from featureshare.groups import FeatureGroup, FeatureStore

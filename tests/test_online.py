@@ -10,14 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from ingest_fixtures import (  # noqa: F401  (fixtures)
-    Setup,
-    customers,
-    customers_spec,
-    name_fixture,
-    setup_fixture,
-    shared_setup_fixture,
-)
+from ingest_fixtures import Setup, customers, customers_spec
 
 from featureshare.errors import ValidationError
 from featureshare.groups import Feature, FeatureGroup, FeatureStore, GroupSpec

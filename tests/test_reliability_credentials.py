@@ -18,13 +18,7 @@ import boto3
 import pytest
 import time_machine
 from botocore.exceptions import ClientError
-from ingest_fixtures import (  # noqa: F401  (fixtures)
-    TEAM,
-    Setup,
-    name_fixture,
-    setup_fixture,
-    shared_setup_fixture,
-)
+from ingest_fixtures import TEAM, Setup
 
 from benchmarks.reliability import (
     ExpiryEnforcer,

@@ -18,12 +18,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from ingest_fixtures import (  # noqa: F401  (fixtures)
-    Setup,
-    name_fixture,
-    setup_fixture,
-    shared_setup_fixture,
-)
+from ingest_fixtures import Setup
 
 from benchmarks.reliability import (
     R1_FAULTS,

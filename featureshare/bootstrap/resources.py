@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from featureshare.errors import error_code
+from featureshare.errors import error_code, http_status
 from featureshare.session import AccountSession
 
 __all__ = [
@@ -54,7 +54,7 @@ def canonical(document: Any) -> Any:
 
 
 def _missing(exc: ClientError) -> bool:
-    return error_code(exc) in _MISSING or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
+    return error_code(exc) in _MISSING or http_status(exc) == 404
 
 
 def _tags(extra: dict[str, str] | None = None) -> dict[str, str]:
