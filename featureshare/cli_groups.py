@@ -75,13 +75,13 @@ def _store(obj: Context, **where: Any) -> Any:
 # ------------------------------------------------------------------------------------------------ helpers
 
 def spec_from_file(path: str | Path) -> Any:
-    """A :class:`~featureshare.groups.GroupSpec` from a ``.toml``/``.json`` file.
+    """A :class:`~featureshare.group_spec.GroupSpec` from a ``.toml``/``.json`` file.
 
     Keys: ``name``, ``record_id``, ``event_time``, ``features`` (a table ``{name = "Integral"}`` or a list of
     ``{name, type}``), and optionally ``description``, ``tags``, ``online``, ``offline``, ``table_format``,
     ``ttl`` (seconds or '7d'), ``online_storage``, ``online_kms_key``, ``offline_kms_key``.
     """
-    from featureshare.groups import Feature, GroupSpec
+    from featureshare.group_spec import Feature, GroupSpec
     from featureshare.training.sql import parse_ttl
 
     file = Path(path)

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from featureshare.errors import ConfigError, ValidationError
+from featureshare.group_spec import NAME_RE
 from featureshare.training.sql import parse_ttl, to_epoch_seconds
 
 __all__ = ["ACCOUNTS", "FORMATS", "STRATEGIES", "DatasetSpec", "EntitiesRef", "GroupRef", "build_dataset",
@@ -61,7 +62,6 @@ _TOP_KEYS = {"name", "entities", "key", "event_time", "timezone", "as_of", "outp
              "strategy", "timeout", "groups"}
 _GROUP_KEYS = {"name", "arn", "account", "features", "on", "ttl", "prefix", "how"}
 _ENTITY_KEYS = {"path", "uri", "table"}
-_NAME_RE = re.compile(r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
 _GROUP_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:feature-group/[a-zA-Z0-9_-]{1,64}$")
 _COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _TABLE_RE = re.compile(r"^[A-Za-z0-9_@-]+(\.[A-Za-z0-9_]+){1,2}$")
@@ -227,7 +227,7 @@ class _Parser:
         event_time = self.text(data, "event_time", "event_time", _COLUMN_RE, "a column name", required=True)
         timezone = self.timezone(data.get("timezone"))
         spec_kwargs: dict[str, Any] = {
-            "name": self.text(data, "name", "name", _NAME_RE, "a name of letters, digits, '-' and '_'") or "dataset",
+            "name": self.text(data, "name", "name", NAME_RE, "a name of letters, digits, '-' and '_'") or "dataset",
             "timezone": timezone,
             "as_of": self.as_of(data.get("as_of"), timezone),
             "output": self.text(data, "output", "output", _S3_RE, "an s3://bucket/prefix/ URI"),
@@ -343,7 +343,7 @@ class _Parser:
         count = len(self.problems)
         for extra in sorted(set(table) - _GROUP_KEYS):
             self.problem(f"{where}.{extra}", table[extra], f"unknown key (allowed: {', '.join(sorted(_GROUP_KEYS))})")
-        name = self.text(table, "name", f"{where}.name", _NAME_RE, "a feature group name")
+        name = self.text(table, "name", f"{where}.name", NAME_RE, "a feature group name")
         arn = self.text(table, "arn", f"{where}.arn", _GROUP_ARN_RE, "a feature group ARN")
         if (table.get("name") is None) == (table.get("arn") is None):
             self.problem(where, dict(table), "needs exactly one of name= or arn=")
@@ -351,7 +351,7 @@ class _Parser:
         on = self.text(table, "on", f"{where}.on", _COLUMN_RE, "a column name") or key or ""
         features = table.get("features")
         if features is not None and (not isinstance(features, list) or not features
-                                     or not all(isinstance(f, str) and _NAME_RE.fullmatch(f) for f in features)):
+                                     or not all(isinstance(f, str) and NAME_RE.fullmatch(f) for f in features)):
             self.problem(f"{where}.features", features, "must be a non-empty list of feature names")
         ttl = table.get("ttl")
         if ttl is not None:

@@ -10,16 +10,7 @@ import boto3
 import botocore.session
 import pytest
 from botocore.stub import Stubber
-from ingest_fixtures import (  # noqa: F401  (fixtures)
-    OFFLINE_URI,
-    TEAM,
-    Setup,
-    customers,
-    customers_spec,
-    name_fixture,
-    setup_fixture,
-    shared_server_setup_fixture,
-)
+from ingest_fixtures import OFFLINE_URI, TEAM, Setup, customers, customers_spec
 
 from featureshare.errors import (
     AccessDeniedError,
@@ -129,6 +120,22 @@ def test_invalid_spec_and_arguments_fail_before_any_aws_call(setup: Setup, name:
 
     fields = {p.split("=")[0] for p in info.value.problems}
     assert {"name", "event_time", "offline_s3_uri", "role_arn"} <= fields
+    assert sum(calls.values()) == 0
+
+
+@pytest.mark.parametrize("role_arn", [
+    "arn:aws:iam::111111111111:roleX",  # no slash after 'role'
+    "arn:aws:iam::111111111111:role/",  # no role name
+    "arn:aws:iam::111111111111:role/" + "r" * 513,  # longer than IAM allows
+    "arn:aws:iam::11111111111:role/FeatureStoreOffline",  # 11-digit account
+])
+def test_offline_role_must_be_an_iam_role_arn(setup: Setup, name: str, role_arn: str):
+    calls = count_calls(setup.central)
+
+    with pytest.raises(ValidationError, match="role_arn=") as info:
+        setup.ensure(customers_spec(name), role_arn=role_arn)
+
+    assert info.value.field == "role_arn"
     assert sum(calls.values()) == 0
 
 

@@ -24,7 +24,7 @@ from ingest_fixtures import Setup, customers, customers_spec
 
 from featureshare.errors import IngestionError, ValidationError
 from featureshare.groups import FeatureGroup, FeatureStore
-from featureshare.ingest import MAX_BATCH, RUNTIME_SERVICE, IngestReport, ingest, prepare
+from featureshare.ingest import MAX_BATCH, IngestReport, ingest, prepare, writer_client
 from featureshare.session import AccountSession
 from featureshare.values import format_event_times
 
@@ -32,10 +32,9 @@ logger = logging.getLogger(__name__)
 
 
 def runtime_calls(group: FeatureGroup, max_in_flight: int = 8) -> Counter:
-    """Count runtime operations sent by the ingestion client (same cache key as ingest uses)."""
+    """Count runtime operations sent by the ingestion client."""
     calls: Counter = Counter()
-    client = group.store.session.client(RUNTIME_SERVICE, max_pool_connections=max(10, max_in_flight),
-                                        retries={"total_max_attempts": 1, "mode": "standard"})
+    client = writer_client(group.store.session, max_in_flight)
     client.meta.events.register("before-call.*.*", lambda model, **_: calls.update([model.name]))
     return calls
 
@@ -150,8 +149,7 @@ def test_iterable_of_dicts_is_read_lazily_in_chunks(setup: Setup, name: str):
         nonlocal completed
         completed += 1
 
-    client = group.store.session.client(RUNTIME_SERVICE, max_pool_connections=10,
-                                        retries={"total_max_attempts": 1, "mode": "standard"})
+    client = writer_client(group.store.session, 10)
     client.meta.events.register("before-call.*.BatchWriteRecord",
                                 lambda **_: pulled_at_calls.append((pulled, completed)))
     client.meta.events.register("after-call.*.BatchWriteRecord", after_call)
@@ -273,8 +271,7 @@ def test_credentials_that_expire_mid_ingest_are_refreshed_and_nothing_is_lost(se
                 moved.append(True)
                 traveller.shift(dt.timedelta(hours=2))  # the 1-hour credentials are now expired
 
-        group.store.session.client(RUNTIME_SERVICE, max_pool_connections=10,
-                                   retries={"total_max_attempts": 1, "mode": "standard"}).meta.events.register(
+        writer_client(group.store.session, 10).meta.events.register(
             "before-call.*.BatchWriteRecord", jump_past_expiry)
         report = group.ingest(df, max_in_flight=4)
 
@@ -302,8 +299,7 @@ def stubbed(features: dict[str, str] | None = None) -> tuple[FeatureGroup, Stubb
                    "FeatureDefinitions": [{"FeatureName": k, "FeatureType": v} for k, v in features.items()],
                    "OnlineStoreConfig": {"EnableOnlineStore": True}}
     group = FakeGroup(FeatureStore(session), description)
-    client = session.client(RUNTIME_SERVICE, max_pool_connections=10,
-                            retries={"total_max_attempts": 1, "mode": "standard"})
+    client = writer_client(session, 10)
     stubber = Stubber(client)
     stubber.activate()
     return group, stubber
@@ -387,8 +383,7 @@ def test_falls_back_to_put_record_where_batch_write_is_unavailable():
 def test_batches_have_at_most_25_entries():
     group, stubber = stubbed()
     sizes: list[int] = []
-    group.store.session.client(RUNTIME_SERVICE, max_pool_connections=10,
-                               retries={"total_max_attempts": 1, "mode": "standard"}).meta.events.register(
+    writer_client(group.store.session, 10).meta.events.register(
         "before-parameter-build.*.BatchWriteRecord", lambda params, **_: sizes.append(len(params["Entries"])))
     for _ in range(3):
         stubber.add_response("batch_write_record", {"Errors": [], "UnprocessedEntries": []})
