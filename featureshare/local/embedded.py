@@ -19,7 +19,9 @@ by access key (assumed-role keys belong to the role's account). ``MOTO_ACCOUNT_I
 IAM is enforced (``enforce_iam=True``, the default; ``aws.enforce_iam = False`` switches it off) for every
 principal except the account admins, which stay all-powerful like an account root: trust policies on
 AssumeRole, identity policies of roles and users, and bucket / Glue / key policies across accounts -- see
-``policy_enforcement`` for what is mapped and its limits.
+``policy_enforcement`` for what is mapped and its limits. AssumeRole credentials expire as on AWS, enforcement
+on or off: once moto's clock (time-machine moves it) passes their ``Expiration`` a call signed with them is
+refused with ``ExpiredToken`` / ``ExpiredTokenException``; the admins' keys never expire.
 
 Emulation limits: only one ``EmbeddedAWS`` may run at a time in a process (moto's state is global); see
 ``featurestore``, ``featurestore_runtime`` and ``offline_store`` for the Feature Store's limits.

@@ -18,6 +18,9 @@ S3 (buckets share one global namespace, so no account is needed)
     ``s3_put(bucket, key, body, kms_key_id=None) -> None`` ``kms_key_id`` set -> SSE-KMS recorded on the object
     ``s3_delete(bucket, key) -> None``                     missing keys are ignored
     ``s3_bucket_owner(bucket) -> str | None``              owning account id, ``None`` if no such bucket
+    GetBucketReplication answers the configuration moto stored (``_stored_bucket_replication``, while routes
+    are installed); moto 5.2.5 answers every rule with an empty ``Filter`` and ``DeleteMarkerReplication``
+    Disabled and drops ``SourceSelectionCriteria``. Nothing is replicated: moto never copies objects.
 Glue (per account and region; dicts have the boto3 shapes)
     ``glue_get_database(account, region, name) -> dict | None``
     ``glue_create_database(account, region, name) -> None``           no-op if it exists
@@ -35,6 +38,8 @@ Athena bookkeeping (moto's own)
     moto's athena backend state by ``ATHENA_GAP_ACTIONS`` (``InvalidRequestException`` when not found)
 Principals and policies (for ``policy_enforcement``)
     ``caller_of_access_key(key) -> Caller | None``       IAM user or assumed-role session of an access key
+    ``session_expiration(key) -> datetime | None``       when an assumed-role session's keys expire (naive UTC)
+    ``moto_utcnow() -> datetime``                        now on moto's clock (the one STS stamps expiries with)
     ``iam_role(account, name) -> dict | None``           Arn, Trust, Tags, Policies [(name, document)]
     ``iam_user_policies(account, user) -> list``         inline + attached policies of a user
     ``s3_bucket_policy(bucket)``, ``s3_bucket_kms_key(bucket)``, ``glue_catalog_policy(account, region)``
@@ -63,6 +68,7 @@ Server mode (``EmbeddedServer``; implemented in ``moto_server``)
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 import logging
@@ -79,6 +85,7 @@ import moto.backend_index as backend_index
 import moto.backends as moto_backends
 from moto.core.base_backend import BackendDict
 from moto.core.responses import BaseResponse
+from moto.core.utils import utcnow as _moto_utcnow
 
 # Re-exported: callers import these from moto_internals. moto_server never imports this module (no cycle).
 from featureshare.local.moto_server import (  # noqa: F401
@@ -477,6 +484,25 @@ def caller_of_access_key(access_key_id: str) -> Caller | None:
         return Caller(access_key_id, account, user.arn, user_name=user.name)
 
 
+def session_expiration(access_key_id: str) -> dt.datetime | None:
+    """When the assumed-role session owning ``access_key_id`` expires (naive UTC, as moto's STS keeps it).
+
+    ``None`` for IAM-user keys and keys moto does not know: only AssumeRole sessions carry an expiry.
+    """
+    with _LOCK:
+        account = account_of_access_key(access_key_id)
+        key = _iam(account).access_keys.get(access_key_id)
+        if key is None or not getattr(key, "role_arn", None):
+            return None
+        assumed = _backend_dict("sts")[account][PARTITION].get_assumed_role_from_access_key(access_key_id)
+        return None if assumed is None else assumed.expiration  # type: ignore[no-any-return]
+
+
+def moto_utcnow() -> dt.datetime:
+    """Now as naive UTC on moto's clock -- the one STS computes expirations from (time-machine moves both)."""
+    return _moto_utcnow()
+
+
 def iam_role(account: str, role_name: str) -> dict[str, Any] | None:
     """``{"Arn", "Trust", "Tags", "Policies"}`` of a role (inline and attached policies parsed), or ``None``."""
     with _LOCK:
@@ -561,6 +587,7 @@ class _Installed:
     patterns: list[Any]
     bucket_permission: Any
     request_hooks: Any
+    bucket_replication: Any = None
     ram_shareable: list[str] = field(default_factory=list)
     handlers: dict[str, Handler] = field(default_factory=dict)
 
@@ -649,6 +676,28 @@ def _athena_route(request: Any, full_url: str, headers: Any) -> WireResponse:
         return error_response(400, str(code), str(message))
 
 
+def _xml_empty_as_string(node: Any) -> Any:
+    """moto keeps PutBucketReplication's XML parsed by xmltodict, where an empty element is ``None``."""
+    if isinstance(node, dict):
+        return {key: _xml_empty_as_string(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_xml_empty_as_string(item) for item in node]
+    return "" if node is None else node
+
+
+def _stored_bucket_replication(self: Any) -> Any:
+    """``S3Response.get_bucket_replication`` answering the rules as stored (V1 rules keep their ``Prefix``)."""
+    from moto.core.responses import ActionResult
+    from moto.s3.exceptions import ReplicationConfigurationNotFoundError
+
+    self.data["Action"] = "GetBucketReplication"
+    replication = self.backend.get_bucket_replication(self.bucket_name)
+    if not replication:
+        raise ReplicationConfigurationNotFoundError(bucket_name=self.bucket_name)
+    rules = [_xml_empty_as_string(rule) for rule in replication["Rule"]]
+    return self.serialized(ActionResult({"ReplicationConfiguration": {"Role": replication["Role"], "Rules": rules}}))
+
+
 def _neutral_bucket_permission(self: Any, action: str, resource: str) -> Any:
     from moto.iam.access_control import PermissionResult
 
@@ -670,11 +719,13 @@ def install_routes(*, featurestore_runtime: Handler, sagemaker: Handler) -> None
         import moto.athena.urls as athena_urls
         import moto.sagemaker.urls as sagemaker_urls
         from moto.s3.models import FakeBucket
+        from moto.s3.responses import S3Response
 
         _installed = _Installed(
             sagemaker_bases=list(sagemaker_urls.url_bases), sagemaker_paths=dict(sagemaker_urls.url_paths),
             athena_paths=dict(athena_urls.url_paths), patterns=list(backend_index.backend_url_patterns),
             bucket_permission=FakeBucket.__dict__["get_permission"],
+            bucket_replication=S3Response.__dict__["get_bucket_replication"],
             request_hooks=_install_request_hooks(_runtime_handler),
             handlers={"featurestore-runtime": featurestore_runtime, "sagemaker": sagemaker},
         )
@@ -682,6 +733,7 @@ def install_routes(*, featurestore_runtime: Handler, sagemaker: Handler) -> None
         # "deny when aws:SecureTransport is false" statement denies everything; featureshare.local's
         # policy_enforcement evaluates bucket policies properly instead.
         FakeBucket.get_permission = _neutral_bucket_permission  # type: ignore[method-assign]
+        S3Response.get_bucket_replication = _stored_bucket_replication  # type: ignore[method-assign]
         # RAM can share SageMaker feature groups (cross-account discoverability); moto's list lacks them.
         from moto.ram.models import ResourceShare
 
@@ -715,6 +767,9 @@ def uninstall_routes() -> None:
         from moto.s3.models import FakeBucket
 
         FakeBucket.get_permission = installed.bucket_permission  # type: ignore[method-assign]
+        from moto.s3.responses import S3Response
+
+        S3Response.get_bucket_replication = installed.bucket_replication  # type: ignore[method-assign]
         from moto.ram.models import ResourceShare
 
         ResourceShare.SHAREABLE_RESOURCES[:] = installed.ram_shareable

@@ -20,6 +20,11 @@ Refusals have AWS's wire shape (query XML for STS/IAM, S3's XML error, JSON ``Ac
 elsewhere) and AWS's message ``User: <arn> is not authorized to perform: <action> on resource: <arn>
 because ...``.
 
+Before any of that, and whether or not enforcement is enabled (or in ``audit`` mode: expiry is
+authentication, not policy), a request signed with the keys of an assumed-role session whose expiration is
+at or before now on moto's clock is answered as AWS answers it (:func:`expired_token_response`) and never
+reaches the service. IAM-user keys (the admins') never expire.
+
 Emulation limits: the EmbeddedAWS admin users (and requests pinned with ``x-moto-account-id``) are never
 checked, like an account root; unsigned requests are not checked; ``aws:SecureTransport`` is always true
 (the local server speaks plain HTTP); no SCPs, permission boundaries, session policies, ACLs, transitive
@@ -28,7 +33,9 @@ the call); S3 multipart parts and copies check only PutObject/GetObject; unknown
 are judged as ``<service>:<Action>`` on resource ``*`` (so only a ``*`` resource grant allows them); services
 outside sagemaker/featurestore-runtime/s3/glue/athena/kms/iam and STS actions other than AssumeRole are
 not checked. Athena's engine reads S3 and Glue in-process: it must call :func:`current_actor` /
-:func:`authorize_reads` itself (see their docstrings).
+:func:`authorize_reads` itself (see their docstrings). Expiry is checked when a request arrives: a query
+started before its session expired still finishes, and only AssumeRole sessions expire (moto keeps no
+expiry for GetSessionToken / GetFederationToken keys).
 """
 
 from __future__ import annotations
@@ -50,7 +57,8 @@ from featureshare.iampolicy import Decision, Request, evaluate, evaluate_assume_
 from featureshare.local import moto_internals as mi
 
 __all__ = ["Actor", "Check", "Facts", "ParsedRequest", "PolicyEnforcer", "Principal", "authorize_reads",
-           "current_actor", "denial_response", "map_request", "parse_request"]
+           "current_actor", "denial_response", "expired_token_response", "map_request", "parse_request",
+           "session_expired"]
 
 logger = logging.getLogger(__name__)
 
@@ -498,22 +506,52 @@ def refusal_message(principal_arn: str, decision: Decision, check_policy: str = 
     return why
 
 
-def denial_response(service: str, message: str, method: str = "POST") -> mi.WireResponse:
-    """An AccessDenied answer in the wire shape of ``service``'s protocol."""
+def _xml_error(service: str, status: int, code: str, message: str, method: str) -> mi.WireResponse:
+    """An error of a query-XML service (STS, IAM) or S3 (no body for HEAD, as S3 sends none)."""
     request_id = str(uuid.uuid4())
     text = xml.sax.saxutils.escape(message)
     if service in _QUERY_XML_NS:
         body = (f'<ErrorResponse xmlns="{_QUERY_XML_NS[service]}"><Error><Type>Sender</Type>'
-                f"<Code>AccessDenied</Code><Message>{text}</Message></Error>"
+                f"<Code>{code}</Code><Message>{text}</Message></Error>"
                 f"<RequestId>{request_id}</RequestId></ErrorResponse>")
-        return 403, {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}, body
-    if service == "s3":
-        body = "" if method == "HEAD" else (
-            '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
-            f"<Message>{text}</Message><RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>")
-        return 403, {"Content-Type": "application/xml", "x-amz-request-id": request_id}, body
+        return status, {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}, body
+    body = "" if method == "HEAD" else (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+        f"<Message>{text}</Message><RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>")
+    return status, {"Content-Type": "application/xml", "x-amz-request-id": request_id}, body
+
+
+def denial_response(service: str, message: str, method: str = "POST") -> mi.WireResponse:
+    """An AccessDenied answer in the wire shape of ``service``'s protocol."""
+    if service in _QUERY_XML_NS or service == "s3":
+        return _xml_error(service, 403, "AccessDenied", message, method)
     status = 403 if service == "featurestore-runtime" else 400
     return mi.error_response(status, "AccessDeniedException", message)
+
+
+EXPIRED_TOKEN_MESSAGE = "The security token included in the request is expired"
+S3_EXPIRED_TOKEN_MESSAGE = "The provided token has expired."
+
+
+def expired_token_response(service: str, method: str = "POST") -> mi.WireResponse:
+    """AWS's answer to a request signed with expired session keys, in ``service``'s protocol.
+
+    S3: 400 ``ExpiredToken`` "The provided token has expired."; STS and IAM (query XML): 403 ``ExpiredToken``;
+    JSON services (SageMaker, the Feature Store runtime, Athena, Glue, KMS): 400 ``ExpiredTokenException`` --
+    the status AWS answers Athena with, although AWS's common-errors page lists 403 (clients go by the code).
+    """
+    if service == "s3":
+        return _xml_error(service, 400, "ExpiredToken", S3_EXPIRED_TOKEN_MESSAGE, method)
+    if service in _QUERY_XML_NS:
+        return _xml_error(service, 403, "ExpiredToken", EXPIRED_TOKEN_MESSAGE, method)
+    return mi.error_response(400, "ExpiredTokenException", EXPIRED_TOKEN_MESSAGE)
+
+
+def session_expired(access_key_id: str) -> bool:
+    """Whether ``access_key_id`` belongs to an assumed-role session whose expiration is at or before now
+    (moto's clock, the one STS computed the expiration from); IAM-user and unknown keys never expire."""
+    expiration = mi.session_expiration(access_key_id)
+    return expiration is not None and expiration <= mi.moto_utcnow()
 
 
 # ------------------------------------------------------------------------------------------------ live state
@@ -617,6 +655,8 @@ def authorize_reads(actor: Actor | None, *, tables: Iterable[tuple[str, str, str
 class PolicyEnforcer:
     """The request filter of an EmbeddedAWS (``enabled`` switches checking; tags are recorded regardless).
 
+    Requests signed with expired session keys are refused whatever ``enabled`` and ``audit`` say.
+
     ``admin_keys`` returns the access keys that are never checked (the EmbeddedAWS account admins).
     ``audit`` only records what would be refused (``refusals``, the latest ``MAX_REFUSALS``) and lets it
     through -- for finding the grants a job lacks in one run.
@@ -661,6 +701,10 @@ class PolicyEnforcer:
         req = parse_request(raw)
         if req is None:
             return proceed()
+        if session_expired(req.access_key_id):
+            logger.info("embedded AWS refused %s %s: session key %s has expired", req.service, req.operation,
+                        req.access_key_id)
+            return expired_token_response(req.service, req.method)
         exempt = (not self.enabled or "x-moto-account-id" in raw.headers
                   or req.access_key_id in set(self._admin_keys()))
         principal = None if exempt else self.principal(req.access_key_id)

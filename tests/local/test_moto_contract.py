@@ -5,6 +5,7 @@ When moto is upgraded, these tests say exactly which private name moved; fix ``m
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import inspect
 import json
@@ -176,6 +177,8 @@ def test_internals_used_by_policy_enforcement_exist():
     assert _params(sts.get_assumed_role_from_access_key) == ["self", "access_key_id"]
     assumed = _require("moto.sts.models", "AssumedRole")
     assert {"account_id", "role_arn", "access_key_id"} <= set(_params(assumed.__init__)) | {"access_key_id"}
+    # moto_utcnow must be the clock AssumedRole stamps its expiration with
+    assert _require("moto.sts.models", "utcnow") is _require("moto.core.utils", "utcnow")
     iam = _require("moto.iam.models", "IAMBackend")
     assert _params(iam.get_user_from_access_key_id) == ["self", "access_key_id"]
     glue = _require("moto.glue.models", "GlueBackend")
@@ -226,6 +229,11 @@ def test_principal_and_policy_internals_against_a_running_emulator():
         assert caller == mi.Caller(creds["AccessKeyId"], central, f"arn:aws:sts::{central}:assumed-role/R/sess",
                                    role_arn=f"arn:aws:iam::{central}:role/R")
         assert mi.caller_of_access_key(aws.credentials("central")[0]).user_name == "admin"
+        expiration = mi.session_expiration(creds["AccessKeyId"])
+        assert abs(expiration - creds["Expiration"].replace(tzinfo=None)) < dt.timedelta(seconds=1)
+        assert abs(expiration - mi.moto_utcnow() - dt.timedelta(hours=1)) < dt.timedelta(minutes=1)
+        assert mi.session_expiration(aws.credentials("central")[0]) is None
+        assert mi.session_expiration("AKIAUNKNOWNKEY000000") is None
         role = mi.iam_role(central, "R")
         assert (role["Trust"], role["Tags"], role["Policies"]) == (trust, {"team": "a"}, [("p", policy)])
         assert mi.iam_role(central, "missing") is None
@@ -380,3 +388,30 @@ def test_runtime_calls_wait_out_injected_latency_concurrently(embedded_server, g
     assert all(r["Record"] for r in records)
     serialised = 8 * 0.3  # one call after another; overlapping calls take about 0.3 s in all
     assert elapsed < serialised * 0.6, f"8 calls with 300 ms latency took {elapsed:.2f}s: they were serialised"
+
+
+def test_bucket_replication_is_answered_as_stored_while_the_emulator_runs_and_moto_answers_after():
+    from moto.s3.responses import S3Response
+
+    original = _require("moto.s3.responses", "S3Response").__dict__["get_bucket_replication"]
+    assert "get_bucket_replication" in vars(_require("moto.s3.models", "S3Backend"))  # what the answer reads
+    configuration = {"Role": "arn:aws:iam::111111111111:role/replication", "Rules": [
+        {"ID": "narrow", "Priority": 1, "Status": "Enabled", "Filter": {"Prefix": "feature-store/"},
+         "DeleteMarkerReplication": {"Status": "Enabled"},
+         "SourceSelectionCriteria": {"SseKmsEncryptedObjects": {"Status": "Enabled"}},
+         "Destination": {"Bucket": "arn:aws:s3:::replica", "Account": "222222222222",
+                         "AccessControlTranslation": {"Owner": "Destination"},
+                         "EncryptionConfiguration": {"ReplicaKmsKeyID": "arn:aws:kms:us-east-1:222222222222:key/k"}}},
+        {"ID": "everything", "Priority": 2, "Status": "Enabled", "Filter": {"Prefix": ""},
+         "DeleteMarkerReplication": {"Status": "Disabled"}, "Destination": {"Bucket": "arn:aws:s3:::replica"}},
+    ]}
+    with EmbeddedAWS() as aws:
+        s3 = aws.admin_session("central").client("s3")
+        s3.create_bucket(Bucket="replicated")
+        s3.put_bucket_versioning(Bucket="replicated", VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_replication(Bucket="replicated", ReplicationConfiguration=configuration)
+        assert s3.get_bucket_replication(Bucket="replicated")["ReplicationConfiguration"] == configuration
+        s3.delete_bucket_replication(Bucket="replicated")
+        with pytest.raises(s3.exceptions.ClientError, match="ReplicationConfigurationNotFoundError"):
+            s3.get_bucket_replication(Bucket="replicated")
+    assert S3Response.__dict__["get_bucket_replication"] is original
