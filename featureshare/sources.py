@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from featureshare.errors import ValidationError, translate_client_error
+from featureshare.s3uri import split_s3_uri
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,13 +120,6 @@ class S3ObjectReader(io.RawIOBase):
                 body.close()
 
 
-def _split_s3_uri(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    if not bucket or not key:
-        raise ValidationError(f"{uri!r} is not an s3://bucket/key URI", field="source", value=uri)
-    return bucket, key
-
-
 def _require_session(session: Any, uri: str) -> Any:
     if session is None:
         raise ValidationError(f"reading {uri} needs a session", field="session", value=None,
@@ -142,7 +136,7 @@ def open_source(source: Source, *, session: Any = None, buffer_size: int = 0) ->
     """
     text = str(source)
     if text.startswith("s3://"):
-        bucket, key = _split_s3_uri(text)
+        bucket, key = split_s3_uri(text, field="source")
         raw = S3ObjectReader(_require_session(session, text).client("s3"), bucket, key)
         return io.BufferedReader(raw, buffer_size) if buffer_size > 0 else raw  # type: ignore[return-value]
     path = Path(text)
@@ -243,7 +237,7 @@ def iter_file_chunks(source: Source, chunk_size: int = DEFAULT_CHUNK_SIZE, *, se
     _check_chunk_size(chunk_size)
     text = str(source)
     if text.startswith("s3://"):
-        _split_s3_uri(text)
+        split_s3_uri(text, field="source")
         _require_session(session, text)
     elif not Path(text).is_file():
         raise ValidationError(f"{source}: no such file", field="source", value=text)

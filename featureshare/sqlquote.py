@@ -8,9 +8,9 @@ SQL with ad-hoc f-strings elsewhere. Output is plain Athena engine v3 (Trino) sy
 from __future__ import annotations
 
 import math
-import re
 
 from featureshare.errors import ValidationError
+from featureshare.s3uri import split_s3_uri
 
 __all__ = [
     "double_literal",
@@ -19,8 +19,6 @@ __all__ = [
     "quote_string",
     "s3_uri_literal",
 ]
-
-_S3_URI_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\x00-\x1f]*)?$")
 
 
 def quote_identifier(name: str) -> str:
@@ -56,7 +54,7 @@ def double_literal(value: float) -> str:
 
 
 def s3_uri_literal(uri: str) -> str:
-    """A quoted ``s3://bucket/key`` literal (UNLOAD ``TO``, table ``LOCATION``); other schemes are rejected."""
-    if not isinstance(uri, str) or not _S3_URI_RE.match(uri):
-        raise ValidationError(f"{uri!r} is not an s3://bucket/prefix URI", field="uri", value=uri)
+    """A quoted ``s3://bucket/prefix`` literal (UNLOAD ``TO``, table ``LOCATION``); the URI is checked by
+    :func:`featureshare.s3uri.split_s3_uri`, so other schemes are rejected."""
+    split_s3_uri(uri, require_key=False)
     return quote_string(uri)

@@ -19,8 +19,10 @@ from featureshare.errors import QueryFailedError, ValidationError, WaitTimeoutEr
 from featureshare.local import EmbeddedAWS
 from featureshare.session import AccountSession
 from featureshare.training import SourceTable, TrainingSet
-from featureshare.training.build import _PARQUET_SD, STAGING_PREFIX, _wait_for, stage_entities
+from featureshare.training.athena import wait_for
+from featureshare.training.build import STAGING_PREFIX, stage_entities
 from featureshare.training.reference import ReferenceJoin, epoch_seconds, point_in_time_reference
+from featureshare.training.staging import PARQUET_STORAGE
 
 CENTRAL_OFFLINE, LOCAL_OFFLINE, TRAINING = "central-offline", "consumer-offline", "consumer-training"
 SCRATCH = "featureshare_scratch"
@@ -283,7 +285,7 @@ def test_ctrl_c_while_waiting_stops_the_query() -> None:
             raise KeyboardInterrupt
 
         with pytest.raises(KeyboardInterrupt):
-            _wait_for(athena, "q1", timeout=60, sleep=interrupted)
+            wait_for(athena, "q1", timeout=60, sleep=interrupted)
         stub.assert_no_pending_responses()
 
 
@@ -294,7 +296,7 @@ def test_wait_times_out_and_stops_the_query() -> None:
                           {"QueryExecutionId": "q2"})
         stub.add_response("stop_query_execution", {}, {"QueryExecutionId": "q2"})
         with pytest.raises(WaitTimeoutError, match="still RUNNING after 0s"):
-            _wait_for(athena, "q2", timeout=0)
+            wait_for(athena, "q2", timeout=0)
         stub.assert_no_pending_responses()
 
 
@@ -339,7 +341,7 @@ def test_entities_from_an_existing_table_are_joined_in_a_deterministic_order(wor
     glue.create_table(DatabaseName="labels_db", TableInput={
         "Name": "labels", "TableType": "EXTERNAL_TABLE", "StorageDescriptor": {
             "Columns": [{"Name": "customer_id", "Type": "string"}, {"Name": "label_time", "Type": "string"}],
-            "Location": f"s3://{TRAINING}/labels/", **_PARQUET_SD}})
+            "Location": f"s3://{TRAINING}/labels/", **PARQUET_STORAGE}})
     try:
         training = (TrainingSet("labels_db.labels", key="customer_id", event_time="label_time",
                                 entity_time_kind="string")

@@ -23,6 +23,10 @@ the consumer bucket (``ExpectedBucketOwner``, ``BUCKET_OWNER_FULL_CONTROL``), it
 ``_featureshare_staging/central/<token>/`` (the only staging prefix the central role may read). A set mixing
 central and local groups is materialised in two parts, see :mod:`featureshare.training.central_role`.
 
+This module plans a build (every check before anything is written) and starts it; the staging of entity rows
+is in :mod:`featureshare.training.staging`, Athena calls in :mod:`featureshare.training.athena`, and the
+running or finished set (:class:`BuiltTrainingSet`, manifest) in :mod:`featureshare.training.result`.
+
 Emulation limits: cross-account Glue tables are not checked before running (the consumer usually cannot call
 ``glue:GetTable`` on the central catalog); a missing central table surfaces as the query's failure reason.
 """
@@ -34,61 +38,39 @@ import hashlib
 import io
 import json
 import logging
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
-from featureshare._version import __version__
-from featureshare.errors import (
-    NotFoundError,
-    QueryFailedError,
-    UnsupportedError,
-    ValidationError,
-    WaitTimeoutError,
-    error_code,
-    from_client_error,
-    translate_client_error,
-)
+from featureshare.errors import NotFoundError, UnsupportedError, ValidationError, error_code, translate_client_error
+from featureshare.s3uri import split_s3_uri
 from featureshare.sqlquote import quote_qualified, s3_uri_literal
-from featureshare.training.sql import (
-    ROW_ID_COLUMN,
-    EntitySource,
-    PointInTimeQuery,
-    SourceTable,
-    make_join,
-    partition_bounds,
-    to_epoch_seconds,
+from featureshare.training import athena
+from featureshare.training.result import ENTITIES_NAME, MANIFEST_NAME, BuiltTrainingSet
+from featureshare.training.sql import EntitySource, PointInTimeQuery, SourceTable, make_join, to_epoch_seconds
+from featureshare.training.staging import (
+    CENTRAL_SCRATCH_DATABASE,
+    CENTRAL_STAGING_PREFIX,
+    ROW_COLUMN,
+    STAGING_PREFIX,
+    TIME_COLUMN,
+    EntityStaging,
+    StagedEntities,
+    stage_entities,
 )
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BuiltTrainingSet", "TrainingSet"]
+# Also importable from here: the names defined in featureshare.training.result and .staging.
+__all__ = ["CENTRAL_SCRATCH_DATABASE", "CENTRAL_STAGING_PREFIX", "ENTITIES_NAME", "LOCAL_CATALOG", "MANIFEST_NAME",
+           "ROW_COLUMN", "STAGING_PREFIX", "STRATEGIES", "TIME_COLUMN", "BuiltTrainingSet", "StagedEntities",
+           "TrainingSet", "stage_entities"]
 
-ROW_COLUMN = "featureshare_row"
-TIME_COLUMN = "featureshare_t"
 LOCAL_CATALOG = "awsdatacatalog"
-STAGING_PREFIX = "_featureshare_staging"
-# strategy="central-role": the staging prefix the central role may read and write (bucket policy + its
-# identity policy) and its Glue database for temporary tables in the central account; the same literals as
-# featureshare.bootstrap.templates (which creates and grants them).
-CENTRAL_STAGING_PREFIX = f"{STAGING_PREFIX}/central"
-CENTRAL_SCRATCH_DATABASE = "featureshare_scratch"
-MANIFEST_NAME = "_manifest.json"
-ENTITIES_NAME = "_entities.parquet"
 STRATEGIES = ("catalog", "central-role")
-_PARQUET_SD = {
-    "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-    "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-    "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
-}
-_FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
-_FIRST_POLL_S, _MAX_POLL_S = 0.05, 2.0
 
 
 @dataclass(frozen=True)
@@ -100,14 +82,6 @@ class _Join:
     prefix: str | None
     how: str
 
-
-@dataclass(frozen=True)
-class StagedEntities:
-    """The entity rows as uploaded: Parquet-ready frame, Glue columns, label-time range (epoch seconds)."""
-
-    frame: pd.DataFrame
-    glue_columns: tuple[tuple[str, str], ...]
-    time_range: tuple[float, float] | None
 
 
 @dataclass(frozen=True)
@@ -247,8 +221,8 @@ class TrainingSet:
         """The training set a manifest (dict or ``s3://.../_manifest.json``) describes, with its entities
         (``_entities.parquet`` beside it) and as-of time: build it again to reproduce the set."""
         if isinstance(manifest, str):
-            manifest = json.loads(_get_object(session, manifest))
-        entities = pd.read_parquet(io.BytesIO(_get_object(session, manifest["entities"]["uri"])))
+            manifest = json.loads(_get_object(session, manifest, field="manifest"))
+        entities = pd.read_parquet(io.BytesIO(_get_object(session, manifest["entities"]["uri"], field="entities.uri")))
         spec = manifest["entities"]
         training = cls(entities, key=spec["key"], event_time=spec["event_time"], timezone="UTC")  # stored as UTC
         for group in manifest["groups"]:
@@ -286,87 +260,6 @@ def _data_catalog(source: SourceTable, run_account: str, strategy: str, catalog_
     return catalog_name
 
 
-def stage_entities(training: TrainingSet) -> StagedEntities:
-    """The entity DataFrame as it is uploaded: UTC label times, a row id and the label epoch seconds."""
-    frame = training.entities.copy()
-    problems = [f"column {c!r} is not a lower-case string (Athena column names are lower case)"
-                for c in frame.columns if not isinstance(c, str) or c != c.lower()]
-    problems += [f"column {c!r} uses the reserved prefix 'featureshare_'" for c in frame.columns
-                 if str(c).startswith("featureshare_")]
-    if problems:
-        raise ValidationError("entity DataFrame cannot be uploaded: " + "; ".join(problems), field="entities",
-                              problems=problems, hint="rename the columns before building")
-    labels = _label_times(frame[training.event_time], training.timezone, training.event_time)
-    micros = labels.astype("datetime64[us, UTC]").astype("int64")
-    epochs = pd.array(micros / 1_000_000, dtype="Float64")
-    epochs[labels.isna().to_numpy()] = pd.NA
-    frame[training.event_time] = labels.dt.tz_localize(None).astype("datetime64[us]")
-    glue = []
-    for column in frame.columns:
-        frame[column], glue_type = _glue_column(frame[column], column)
-        glue.append((column, glue_type))
-    frame[ROW_COLUMN] = pd.array(range(len(frame)), dtype="int64")
-    frame[TIME_COLUMN] = epochs
-    known = epochs.dropna()
-    time_range = (float(known.min()), float(known.max())) if len(known) else None
-    return StagedEntities(frame=frame.reset_index(drop=True),
-                          glue_columns=(*glue, (ROW_COLUMN, "bigint"), (TIME_COLUMN, "double")),
-                          time_range=time_range)
-
-
-def _label_times(series: pd.Series, timezone: str | None, column: str) -> pd.Series:
-    """Label times as tz-aware UTC timestamps; naive values need ``timezone``."""
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        return pd.to_datetime(series.astype("Float64"), unit="s", utc=True)
-    if pd.api.types.is_datetime64_any_dtype(series):
-        if getattr(series.dt, "tz", None) is None:
-            if timezone is None:
-                raise ValidationError(f"label times in {column!r} are naive", field=column,
-                                      hint="pass timezone= (e.g. 'UTC') or make the column tz-aware")
-            series = series.dt.tz_localize(timezone)
-        return series.dt.tz_convert("UTC")
-    text = series.astype("string")
-    has_zone = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True).fillna(True).astype(bool)
-    if not has_zone.all() and timezone is None:
-        raise ValidationError(f"label times in {column!r} have no UTC offset, e.g. {text[~has_zone].iloc[0]!r}",
-                              field=column, hint="pass timezone= or use ISO-8601 strings with an offset")
-    try:
-        out = pd.Series(pd.NaT, index=series.index, dtype="datetime64[us, UTC]")
-        out[has_zone] = pd.to_datetime(text[has_zone], format="ISO8601", utc=True)
-        if not has_zone.all():
-            local = pd.to_datetime(text[~has_zone], format="ISO8601").dt.tz_localize(timezone)
-            out[~has_zone] = local.dt.tz_convert("UTC")
-    except (ValueError, TypeError) as exc:
-        raise ValidationError(f"label times in {column!r} are not ISO-8601: {exc}", field=column) from exc
-    return out
-
-
-def _glue_column(series: pd.Series, name: str) -> tuple[pd.Series, str]:
-    types = pd.api.types
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        series = series.astype(series.dtype.categories.dtype)
-    if types.is_bool_dtype(series):
-        return series.astype("boolean"), "boolean"
-    if types.is_integer_dtype(series):
-        return series.astype("Int64"), "bigint"
-    if types.is_float_dtype(series):
-        return series.astype("Float64"), "double"
-    if types.is_datetime64_any_dtype(series):
-        if getattr(series.dt, "tz", None) is not None:
-            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-        return series.astype("datetime64[us]"), "timestamp"
-    if types.is_string_dtype(series) or types.is_object_dtype(series):
-        return series.astype("string"), "string"
-    raise ValidationError(f"entity column {name!r} has unsupported dtype {series.dtype}", field=name,
-                          value=str(series.dtype), hint="use numbers, booleans, strings or datetimes")
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    s3_uri_literal(uri)
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    return bucket, key
-
-
 def _statement(query_sql: str, location: str, register_as: tuple[str, str] | None) -> str:
     if register_as is None:
         return f"UNLOAD (\n{query_sql}\n) TO {s3_uri_literal(location)} WITH (format = 'PARQUET')"
@@ -375,8 +268,8 @@ def _statement(query_sql: str, location: str, register_as: tuple[str, str] | Non
             f"WITH (format = 'PARQUET', external_location = {s3_uri_literal(location)})\nAS\n{query_sql}")
 
 
-def _get_object(session: Any, uri: str) -> bytes:
-    bucket, key = _split_s3(uri)
+def _get_object(session: Any, uri: str, *, field: str) -> bytes:
+    bucket, key = split_s3_uri(uri, field=field)
     with translate_client_error(action="s3:GetObject", resource=uri):
         return session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
@@ -415,6 +308,14 @@ class _Plan:
     def entity_table(self) -> str:
         return self.query.entities.table
 
+    def query_request(self) -> dict[str, Any]:
+        """The StartQueryExecution arguments of the statement; Athena's own result files go under the staging
+        prefix of the consumer's bucket."""
+        return athena.query_request(
+            self.statement, workgroup=self.workgroup, output_location=f"s3://{self.bucket}/{self.staging_prefix}results/",
+            bucket_owner=self.consumer_account if self.run_account != self.consumer_account else None,
+            database=self.scratch_database if self.staged is not None else None)
+
 
 def _plan(training: TrainingSet, *, session: Any, output_uri: str, format: str, register_as: str | None,
           strategy: str, central_session: Any, workgroup: str | None, central_workgroup: str | None,
@@ -435,7 +336,7 @@ def _plan(training: TrainingSet, *, session: Any, output_uri: str, format: str, 
         raise ValidationError("a training set needs at least one joined feature group", field="joins",
                               hint="call .join(group) before .build()")
     output_uri = output_uri if output_uri.endswith("/") else output_uri + "/"
-    bucket, prefix = _split_s3(output_uri)
+    bucket, prefix = split_s3_uri(output_uri, field="output_uri", require_key=False)
     if not prefix.strip("/"):
         raise ValidationError(f"output_uri {output_uri!r} must name a prefix inside the bucket",
                               field="output_uri", value=output_uri)
@@ -536,10 +437,10 @@ def _start(plan: _Plan, timeout: float) -> BuiltTrainingSet:
         from featureshare.training import central_role
 
         return central_role.start(plan, timeout)
-    staging = _Staging(plan)
+    staging = EntityStaging(plan)
     try:
         staging.create()
-        request = _query_request(plan)
+        request = plan.query_request()
         with translate_client_error(action="athena:StartQueryExecution", account=plan.run_account):
             query_id = plan.run_session.client("athena").start_query_execution(**request)["QueryExecutionId"]
     except BaseException:
@@ -547,298 +448,3 @@ def _start(plan: _Plan, timeout: float) -> BuiltTrainingSet:
         raise
     logger.info("training set query %s started in account %s", query_id, plan.run_account)
     return BuiltTrainingSet(plan=plan, query_execution_id=query_id, _cleanup=staging.remove)
-
-
-def _query_request(plan: _Plan) -> dict[str, Any]:
-    results: dict[str, Any] = {"OutputLocation": f"s3://{plan.bucket}/{plan.staging_prefix}results/"}
-    if plan.run_account != plan.consumer_account:
-        results["ExpectedBucketOwner"] = plan.consumer_account
-        results["AclConfiguration"] = {"S3AclOption": "BUCKET_OWNER_FULL_CONTROL"}
-    context = {"Catalog": "AwsDataCatalog"}
-    if plan.staged is not None:  # every name in the query is fully qualified; this is for the query history
-        context["Database"] = plan.scratch_database
-    return {"QueryString": plan.statement, "WorkGroup": plan.workgroup, "ResultConfiguration": results,
-            "QueryExecutionContext": context}
-
-
-class _Staging:
-    """The uploaded entity Parquet and its temporary Glue table; ``remove`` never raises."""
-
-    def __init__(self, plan: _Plan) -> None:
-        self.plan = plan
-        self.table_created = False
-
-    def create(self) -> None:
-        plan = self.plan
-        if plan.staged is None:
-            return
-        _put_parquet(plan.session, plan.staged.frame, plan.bucket, f"{plan.staging_prefix}entities/part-0.parquet",
-                     owner=plan.consumer_account)
-        _create_temporary_table(plan.run_session, plan.scratch_database, plan.entity_table, plan.staged.glue_columns,
-                                f"s3://{plan.bucket}/{plan.staging_prefix}entities/")
-        self.table_created = True
-
-    def remove(self) -> None:
-        plan = self.plan
-        if self.table_created:
-            try:
-                plan.run_session.client("glue").delete_table(DatabaseName=plan.scratch_database,
-                                                              Name=plan.entity_table)
-                self.table_created = False
-            except ClientError as exc:
-                logger.warning("could not drop temporary table %s.%s: %s", plan.scratch_database,
-                               plan.entity_table, exc)
-        try:
-            _delete_prefix(plan.session.client("s3"), plan.bucket, plan.staging_prefix)
-        except ClientError as exc:
-            logger.warning("could not delete staging s3://%s/%s: %s", plan.bucket, plan.staging_prefix, exc)
-
-
-def _put_parquet(session: Any, frame: pd.DataFrame, bucket: str, key: str, *, owner: str) -> None:
-    """Upload ``frame`` as one Parquet object to a bucket that must belong to account ``owner``."""
-    body = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), body)
-    with translate_client_error(action="s3:PutObject", resource=f"s3://{bucket}/{key}"):
-        session.client("s3").put_object(Bucket=bucket, Key=key, Body=body.getvalue(), ExpectedBucketOwner=owner)
-
-
-def _create_temporary_table(session: Any, database: str, table: str, columns: Sequence[tuple[str, str]],
-                            location: str, account: str = "") -> None:
-    """Register Parquet objects under ``location`` as an external table marked ``featureshare:temporary``."""
-    glue = session.client("glue")
-    _ensure_database(glue, database)
-    with translate_client_error(action="glue:CreateTable", resource=f"{database}.{table}", account=account):
-        glue.create_table(DatabaseName=database, TableInput={
-            "Name": table, "TableType": "EXTERNAL_TABLE",
-            "Parameters": {"classification": "parquet", "featureshare:temporary": "true"},
-            "StorageDescriptor": {"Columns": [{"Name": n, "Type": t} for n, t in columns],
-                                  "Location": location, **_PARQUET_SD}})
-
-
-def _ensure_database(glue: Any, database: str) -> None:
-    """Create the scratch database only when missing: bootstrap creates it, and execution roles are usually
-    not allowed ``glue:CreateDatabase``."""
-    try:
-        glue.get_database(Name=database)
-        return
-    except ClientError as exc:
-        if error_code(exc) != "EntityNotFoundException":
-            raise from_client_error(exc, action="glue:GetDatabase", resource=database) from exc
-    try:
-        glue.create_database(DatabaseInput={"Name": database, "Description": "featureshare temporary tables"})
-    except ClientError as exc:
-        if error_code(exc) != "AlreadyExistsException":
-            raise from_client_error(exc, action="glue:CreateDatabase", resource=database) from exc
-
-
-def _delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-
-
-def _wait_for(athena: Any, query_id: str, timeout: float, sleep: Callable[[float], None] = time.sleep
-              ) -> dict[str, Any]:
-    """Poll with backoff until the query ends; stop it on timeout or Ctrl-C.
-
-    The pause grows with the time already waited (an eighth of it, 50 ms to 2 s), so a result is noticed at
-    most ~12% late, with a few dozen polls for a long query."""
-    started = time.monotonic()
-    deadline = started + timeout
-    try:
-        while True:
-            with translate_client_error(action="athena:GetQueryExecution", resource=query_id):
-                execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
-            status = execution["Status"]
-            if status["State"] in _FINAL_STATES:
-                break
-            if time.monotonic() >= deadline:
-                _stop(athena, query_id)
-                raise WaitTimeoutError(f"query {query_id} still {status['State']} after {timeout:g}s; stopped it",
-                                       hint="raise timeout= or narrow the entity time range")
-            now = time.monotonic()
-            delay = min(max((now - started) / 8, _FIRST_POLL_S), _MAX_POLL_S)
-            sleep(min(delay, max(deadline - now, 0.0)))
-    except KeyboardInterrupt:
-        _stop(athena, query_id)
-        raise
-    if status["State"] != "SUCCEEDED":
-        reason = status.get("StateChangeReason", "") or (status.get("AthenaError") or {}).get("ErrorMessage", "")
-        raise QueryFailedError(f"training set query {query_id} {status['State']}: {reason}", query_id=query_id,
-                               state=status["State"], reason=reason)
-    return execution
-
-
-def _stop(athena: Any, query_id: str) -> None:
-    try:
-        athena.stop_query_execution(QueryExecutionId=query_id)
-    except ClientError as exc:
-        logger.warning("could not stop query %s: %s", query_id, exc)
-
-
-@dataclass
-class BuiltTrainingSet:
-    """A training set being built or built: ``wait()``, then ``to_dataframe()``, ``manifest``, ``location``.
-
-    ``sql`` is the point-in-time SELECT; ``statement`` the UNLOAD/CTAS that ran it.
-    """
-
-    plan: _Plan = field(repr=False)
-    query_execution_id: str
-    _cleanup: Callable[[], None] = field(repr=False)
-    state: str = "RUNNING"
-    data_scanned_bytes: int | None = None
-    manifest: dict[str, Any] | None = None
-    central_query_execution_id: str | None = None  # the central part of a combined central-role set
-    central_data_scanned_bytes: int | None = None
-
-    @property
-    def sql(self) -> str:
-        return self.plan.sql
-
-    @property
-    def statement(self) -> str:
-        return self.plan.statement
-
-    @property
-    def location(self) -> str:
-        return self.plan.output_uri
-
-    @property
-    def done(self) -> bool:
-        return self.state in _FINAL_STATES
-
-    def wait(self, timeout: float = 1800.0) -> BuiltTrainingSet:
-        """Wait for the query (at most ``timeout`` s), write the manifest, remove the staging data."""
-        if self.done:
-            return self
-        athena = self.plan.run_session.client("athena")
-        try:
-            execution = _wait_for(athena, self.query_execution_id, timeout)
-            scanned = int(execution.get("Statistics", {}).get("DataScannedInBytes", 0))
-            self.data_scanned_bytes = scanned + (self.central_data_scanned_bytes or 0)
-            self.manifest = _write_outputs(self)
-            self.state = "SUCCEEDED"
-        except QueryFailedError as exc:
-            self.state = exc.state
-            raise
-        except BaseException:
-            self.state = "CANCELLED"
-            raise
-        finally:
-            self._cleanup()
-        return self
-
-    def cancel(self) -> None:
-        """Stop the query and remove the staging data."""
-        if not self.done:
-            _stop(self.plan.run_session.client("athena"), self.query_execution_id)
-            self.state = "CANCELLED"
-            self._cleanup()
-
-    def data_files(self) -> list[str]:
-        """The data objects of the set (keys under ``location``; ``_``-prefixed companions excluded)."""
-        bucket, prefix = _split_s3(self.location)
-        s3, keys = self.plan.session.client("s3"), []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys += [o["Key"] for o in page.get("Contents", [])
-                     if not o["Key"].rsplit("/", 1)[-1].startswith(("_", "."))]
-        return sorted(keys)
-
-    def to_dataframe(self) -> pd.DataFrame:
-        """The set as a DataFrame, one row per kept entity row, in entity order."""
-        if self.state != "SUCCEEDED":
-            self.wait()
-        bucket, _ = _split_s3(self.location)
-        s3 = self.plan.session.client("s3")
-        tables = [pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
-                  for key in self.data_files()]
-        columns = list(self.plan.query.output_columns)
-        if not tables:
-            return pd.DataFrame(columns=[c for c in columns if c != ROW_ID_COLUMN])
-        frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
-        frame = frame.sort_values(ROW_ID_COLUMN, kind="stable").drop(columns=[ROW_ID_COLUMN])
-        return _typed(frame.reset_index(drop=True), self.plan)
-
-
-def _typed(frame: pd.DataFrame, plan: _Plan) -> pd.DataFrame:
-    """Entity columns get their input dtypes back (Parquet timestamps lose the zone), and Integral features
-    stay integers when some rows have no value (nullable ``Int64``, not float)."""
-    entities = plan.training.entities
-    if isinstance(entities, pd.DataFrame):
-        for column, dtype in entities.dtypes.items():
-            zone = getattr(dtype, "tz", None)
-            if column in frame and zone is not None and getattr(frame[column].dtype, "tz", None) is None:
-                frame[column] = frame[column].dt.tz_localize("UTC").dt.tz_convert(zone)
-    for join in plan.query.joins:
-        for feature in join.features:
-            name = join.output_name(feature)
-            if join.source.feature_types.get(feature) == "Integral" and name in frame:
-                frame[name] = frame[name].astype("Int64")
-    return frame
-
-
-def _write_outputs(built: BuiltTrainingSet) -> dict[str, Any]:
-    """``_entities.parquet`` and ``_manifest.json`` beside the data: enough to reproduce the set."""
-    plan = built.plan
-    bucket, prefix = _split_s3(plan.output_uri)
-    s3 = plan.session.client("s3")
-    rows = 0
-    for key in built.data_files():
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        rows += pq.read_metadata(io.BytesIO(body)).num_rows
-    entities_uri = None
-    if plan.staged is not None:
-        given = plan.training.entities  # the caller's frame keeps its dtypes (time zones) for a faithful rebuild
-        original = given if isinstance(given, pd.DataFrame) else plan.staged.frame.drop(columns=[ROW_COLUMN,
-                                                                                                 TIME_COLUMN])
-        body = io.BytesIO()
-        pq.write_table(pa.Table.from_pandas(original, preserve_index=False), body)
-        s3.put_object(Bucket=bucket, Key=prefix + ENTITIES_NAME, Body=body.getvalue(),
-                      ExpectedBucketOwner=plan.consumer_account)
-        entities_uri = plan.output_uri + ENTITIES_NAME
-    manifest = _manifest(built, rows, entities_uri)
-    s3.put_object(Bucket=bucket, Key=prefix + MANIFEST_NAME, Body=json.dumps(manifest, indent=2).encode(),
-                  ContentType="application/json", ExpectedBucketOwner=plan.consumer_account)
-    return manifest
-
-
-def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
-
-
-def _manifest(built: BuiltTrainingSet, rows: int, entities_uri: str | None) -> dict[str, Any]:
-    plan, query = built.plan, built.plan.query
-    time_range = query.entities.time_range
-    groups = []
-    for join in query.joins:
-        source = join.source
-        groups.append({
-            "name": source.name, "arn": source.arn, "account_id": source.account_id,
-            "data_catalog": join.data_catalog, "database": source.database, "table": source.table,
-            "table_format": source.table_format, "features": list(join.features), "on": join.on,
-            "ttl_seconds": join.ttl_seconds, "prefix": join.prefix, "how": join.how,
-            "partition_bounds": list(partition_bounds(join, time_range)),
-            "source": {**source.__dict__, "features": [list(f) for f in source.features]},
-        })
-    training = plan.training
-    return {
-        "featureshare_version": __version__, "built_at": plan.started_at.isoformat(),
-        "query_execution_id": built.query_execution_id, "account_id": plan.run_account,
-        "consumer_account": plan.consumer_account, "strategy": plan.strategy, "workgroup": plan.workgroup,
-        "sql": plan.sql, "statement": plan.statement,
-        "output": {"uri": plan.output_uri, "format": "parquet",
-                   "register_as": ".".join(plan.register_as) if plan.register_as else None},
-        "as_of": _iso(query.as_of), "as_of_epoch": query.as_of,
-        "entities": {"uri": entities_uri, "source": "dataframe" if entities_uri else training.entities,
-                     "key": training.key, "event_time": training.event_time,
-                     "rows": len(plan.staged.frame) if plan.staged is not None else None,
-                     "time_range": [_iso(t) for t in time_range] if time_range else None},
-        "groups": groups, "columns": [c for c in query.output_columns if c != ROW_ID_COLUMN],
-        "row_count": rows, "data_scanned_bytes": built.data_scanned_bytes,
-        "central_part": None if plan.central is None else {
-            "account_id": plan.central.account, "workgroup": plan.central.workgroup,
-            "query_execution_id": built.central_query_execution_id, "sql": plan.central.sql,
-            "statement": plan.central.statement, "data_scanned_bytes": built.central_data_scanned_bytes},
-    }

@@ -37,9 +37,23 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from featureshare.errors import UnsupportedError, translate_client_error
+from featureshare.s3uri import split_s3_uri
 from featureshare.sqlquote import quote_identifier, quote_qualified
 from featureshare.training import build as b
+from featureshare.training.athena import query_request, wait_for
+from featureshare.training.result import BuiltTrainingSet
 from featureshare.training.sql import ROW_ID_COLUMN, EntitySource, JoinSpec, PointInTimeQuery, make_join
+from featureshare.training.staging import (
+    CENTRAL_SCRATCH_DATABASE,
+    CENTRAL_STAGING_PREFIX,
+    ROW_COLUMN,
+    TIME_COLUMN,
+    EntityStaging,
+    create_temporary_table,
+    delete_prefix,
+    put_parquet,
+    stage_entities,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -89,14 +103,14 @@ def split_queries(training: b.TrainingSet, *, consumer_account: str, central_acc
     described = replace(described, joins=tuple(replace(j, data_catalog=b.LOCAL_CATALOG) for j in described.joins))
     as_of = described.as_of
     central_entities = EntitySource(
-        database=b.CENTRAL_SCRATCH_DATABASE, table=f"entities_{token}", key=training.key, event_time=b.TIME_COLUMN,
-        columns=(*carried, b.TIME_COLUMN, b.ROW_COLUMN), time_kind="epoch", row_id=b.ROW_COLUMN,
+        database=CENTRAL_SCRATCH_DATABASE, table=f"entities_{token}", key=training.key, event_time=TIME_COLUMN,
+        columns=(*carried, TIME_COLUMN, ROW_COLUMN), time_kind="epoch", row_id=ROW_COLUMN,
         time_range=time_range)
     central_joins = [j for j in described.joins if j.source.account_id == central_account]
     central = PointInTimeQuery(entities=central_entities, joins=_rebase(central_joins, central_entities),
                                as_of=as_of)
     consumer_entities = EntitySource(
-        database=scratch_database, table=f"central_{token}", key=training.key, event_time=b.TIME_COLUMN,
+        database=scratch_database, table=f"central_{token}", key=training.key, event_time=TIME_COLUMN,
         columns=central.output_columns, time_kind="epoch", row_id=ROW_ID_COLUMN, time_range=time_range)
     local_joins = [j for j in described.joins if j.source.account_id == consumer_account]
     consumer = PointInTimeQuery(entities=consumer_entities, joins=_rebase(local_joins, consumer_entities),
@@ -159,18 +173,18 @@ def plan(training: b.TrainingSet, *, session: Any, central_session: Any, consume
          central_workgroup: str, scratch_database: str) -> b._Plan:
     """The plan of a combined set; everything that can be checked before running is checked here."""
     _check_combinable(training, consumer_account, central_account)
-    staged = b.stage_entities(training)
+    staged = stage_entities(training)
     token = b._token(consumer_account, output_uri, staged)
     split = split_queries(training, consumer_account=consumer_account, central_account=central_account,
                           token=token, scratch_database=scratch_database, time_range=staged.time_range)
     b._check_visibility(central_session, central_account, split.central)
     b._check_visibility(session, consumer_account, split.consumer)
-    bucket, prefix = b._split_s3(output_uri)
+    bucket, prefix = split_s3_uri(output_uri, field="output_uri", require_key=False)
     b._check_output(session, consumer_account, bucket, prefix, output_uri)
-    staging = f"{b.CENTRAL_STAGING_PREFIX}/{token}/"
+    staging = f"{CENTRAL_STAGING_PREFIX}/{token}/"
     central_sql = split.central.render()
     glue = dict(staged.glue_columns)
-    columns = (*split.carried, b.TIME_COLUMN, b.ROW_COLUMN)
+    columns = (*split.carried, TIME_COLUMN, ROW_COLUMN)
     central = CentralPart(
         session=central_session, account=central_account, workgroup=central_workgroup, query=split.central,
         sql=central_sql, statement=b._statement(central_sql, f"s3://{bucket}/{staging}result/", None),
@@ -191,7 +205,7 @@ def _result_columns(split: SplitQueries, glue: dict[str, str]) -> tuple[tuple[st
     types = {n: _GLUE_TYPES[j.source.feature_types[f]] for j in split.central.joins
              for f, n in zip(j.features, j.output_names, strict=True)}
     types.update({c: glue[c] for c in split.carried})
-    types.update({b.TIME_COLUMN: "double", ROW_ID_COLUMN: "bigint"})
+    types.update({TIME_COLUMN: "double", ROW_ID_COLUMN: "bigint"})
     return tuple((c, types[c]) for c in split.central.output_columns)
 
 
@@ -211,32 +225,29 @@ class _CentralStaging:
 
     def _create_table(self, session: Any, database: str, table: str, columns: Sequence[tuple[str, str]],
                       location: str, account: str) -> None:
-        b._create_temporary_table(session, database, table, columns, location, account)
+        create_temporary_table(session, database, table, columns, location, account)
         self.created.append((session, database, table))
 
     def stage_entities(self) -> None:
         """Upload the keys and label times (consumer) and register them in the central Glue."""
         plan, central = self.plan, self.central
-        b._put_parquet(plan.session, central.entities, plan.bucket, f"{central.staging_prefix}entities/part-0.parquet",
-                       owner=plan.consumer_account)
-        self._create_table(central.session, b.CENTRAL_SCRATCH_DATABASE, central.entity_table, central.entity_columns,
+        put_parquet(plan.session, central.entities, plan.bucket, f"{central.staging_prefix}entities/part-0.parquet",
+                    owner=plan.consumer_account)
+        self._create_table(central.session, CENTRAL_SCRATCH_DATABASE, central.entity_table, central.entity_columns,
                            f"s3://{plan.bucket}/{central.staging_prefix}entities/", central.account)
 
     def run(self, timeout: float) -> None:
         """Run the central part in the central account and wait for it (at most ``timeout`` s)."""
         plan, central = self.plan, self.central
         athena = central.session.client("athena")
-        request = {"QueryString": central.statement, "WorkGroup": central.workgroup,
-                   "ResultConfiguration": {
-                       "OutputLocation": f"s3://{plan.bucket}/{central.staging_prefix}results/",
-                       "ExpectedBucketOwner": plan.consumer_account,
-                       "AclConfiguration": {"S3AclOption": "BUCKET_OWNER_FULL_CONTROL"}},
-                   "QueryExecutionContext": {"Catalog": "AwsDataCatalog", "Database": b.CENTRAL_SCRATCH_DATABASE}}
+        request = query_request(central.statement, workgroup=central.workgroup,
+                                output_location=f"s3://{plan.bucket}/{central.staging_prefix}results/",
+                                bucket_owner=plan.consumer_account, database=CENTRAL_SCRATCH_DATABASE)
         with translate_client_error(action="athena:StartQueryExecution", resource=central.workgroup,
                                     account=central.account):
             self.query_id = athena.start_query_execution(**request)["QueryExecutionId"]
         logger.info("central part %s of training set started in account %s", self.query_id, central.account)
-        execution = b._wait_for(athena, self.query_id, timeout)
+        execution = wait_for(athena, self.query_id, timeout)
         self.data_scanned_bytes = int(execution.get("Statistics", {}).get("DataScannedInBytes", 0))
 
     def register_result(self) -> None:
@@ -253,15 +264,15 @@ class _CentralStaging:
                 logger.warning("could not drop temporary table %s.%s: %s", database, table, exc)
         self.created = []
         try:
-            b._delete_prefix(self.plan.session.client("s3"), self.plan.bucket, self.central.staging_prefix)
+            delete_prefix(self.plan.session.client("s3"), self.plan.bucket, self.central.staging_prefix)
         except ClientError as exc:
             logger.warning("could not delete staging s3://%s/%s: %s", self.plan.bucket,
                            self.central.staging_prefix, exc)
 
 
-def start(plan: b._Plan, timeout: float) -> b.BuiltTrainingSet:
+def start(plan: b._Plan, timeout: float) -> BuiltTrainingSet:
     """Stage, run the central part to completion, then start the consumer part; cleanup on any failure."""
-    consumer = b._Staging(plan)
+    consumer = EntityStaging(plan)
     central = _CentralStaging(plan)
     cleanup = _both(central.remove, consumer.remove)
     try:
@@ -270,15 +281,15 @@ def start(plan: b._Plan, timeout: float) -> b.BuiltTrainingSet:
         central.run(timeout)
         central.register_result()
         with translate_client_error(action="athena:StartQueryExecution", account=plan.run_account):
-            query_id = plan.session.client("athena").start_query_execution(**b._query_request(plan))[
+            query_id = plan.session.client("athena").start_query_execution(**plan.query_request())[
                 "QueryExecutionId"]
     except BaseException:
         cleanup()
         raise
     logger.info("consumer part %s of training set started in account %s", query_id, plan.run_account)
-    return b.BuiltTrainingSet(plan=plan, query_execution_id=query_id, _cleanup=cleanup,
-                              central_query_execution_id=central.query_id,
-                              central_data_scanned_bytes=central.data_scanned_bytes)
+    return BuiltTrainingSet(plan=plan, query_execution_id=query_id, _cleanup=cleanup,
+                            central_query_execution_id=central.query_id,
+                            central_data_scanned_bytes=central.data_scanned_bytes)
 
 
 def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
