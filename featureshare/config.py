@@ -10,13 +10,14 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from featureshare.errors import ConfigError
 
-__all__ = ["CONFIG_ENV", "ROLE_ARN_RE", "CentralAccount", "ConsumerAccount", "Topology", "load_topology"]
+__all__ = ["CONFIG_ENV", "DEFAULT_REPLICA_KEY_ALIAS", "ROLE_ARN_RE", "CentralAccount", "ConsumerAccount", "Topology",
+           "load_topology"]
 
 CONFIG_ENV = "FEATURESHARE_CONFIG"
 DEFAULT_CONFIG_FILE = "featureshare.toml"
@@ -24,12 +25,14 @@ DEFAULT_CONFIG_FILE = "featureshare.toml"
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 #: An IAM role ARN; group 1 is its account id. The one role-ARN check of featureshare.
-ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$", re.ASCII)
 _KMS_RE = re.compile(r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[0-9a-fA-F-]+|alias/[\w/-]+)|alias/[\w/-]+)$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _TEAM_RE = re.compile(r"^[\w+=,.@-]{1,256}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()/-]*$")
+#: Alias of the consumer key bootstrap creates for a replica bucket when ``replica_kms_key`` is not set.
+DEFAULT_REPLICA_KEY_ALIAS = "alias/featureshare-offline-replica"
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,14 @@ class ConsumerAccount:
     scratch_database: str = "featureshare_scratch"
     kms_key: str = ""
     profile: str | None = None
+    #: S3 replication of the central offline store into ``replica_bucket`` in this account (opt-in).
+    replicate_offline_store: bool = False
+    replica_bucket: str = ""
+    #: The part of the central offline prefix that is replicated; replicas keep their keys, so they appear
+    #: under the same prefix in ``replica_bucket``.
+    replica_prefix: str = ""
+    #: The key replicas are encrypted with: an alias bootstrap creates, or the ARN of an existing key.
+    replica_kms_key: str = ""
 
     @property
     def training_s3_uri(self) -> str:
@@ -126,8 +137,10 @@ def load_topology(path: str | os.PathLike[str] | None = None) -> Topology:
 
 _CENTRAL_KEYS = {"account_id", "access_role_arn", "offline_bucket", "offline_prefix", "offline_store_role_arn",
                  "kms_key", "profile", "external_id"}
+_REPLICA_KEYS = ("replica_bucket", "replica_prefix", "replica_kms_key")
 _CONSUMER_KEYS = {"name", "account_id", "execution_role_arns", "team", "training_bucket", "training_prefix",
-                  "athena_workgroup", "central_catalog", "scratch_database", "kms_key", "profile"}
+                  "athena_workgroup", "central_catalog", "scratch_database", "kms_key", "profile",
+                  "replicate_offline_store", *_REPLICA_KEYS}
 _TOP_KEYS = {"region", "central", "consumers", "teams"}
 
 
@@ -160,6 +173,13 @@ class _TopologyParser:
             return default
         if pattern is not None and not pattern.fullmatch(value):
             self.problem(path, f"{value!r} is not {expected}")
+        return value
+
+    def flag(self, where: str, table: Mapping[str, Any], key: str) -> bool:
+        value = table.get(key, False)
+        if not isinstance(value, bool):
+            self.problem(f"{where}.{key}", f"must be true or false, got {value!r}")
+            return False
         return value
 
     def parse(self) -> Topology:
@@ -268,7 +288,46 @@ class _TopologyParser:
                                   required=False),
                 profile=self.text(where, table, "profile", None, "a profile name", required=False) or None,
             )
+            consumer = self.replication(where, table, consumer, central)
             if any(c.name == consumer.name for c in consumers):
                 self.problem(f"{where}.name", f"duplicate consumer name {consumer.name!r}")
             consumers.append(consumer)
+        self.replica_buckets_unique(consumers)
         return consumers
+
+    def replication(self, where: str, table: Mapping[str, Any], consumer: ConsumerAccount,
+                    central: CentralAccount | None) -> ConsumerAccount:
+        """The replica settings of ``consumer``, defaulted and checked against the central offline store."""
+        if not self.flag(where, table, "replicate_offline_store"):
+            for key in _REPLICA_KEYS:
+                if key in table:
+                    self.problem(f"{where}.{key}", f"{table[key]!r} is set, but replicate_offline_store is not true")
+            return consumer
+        offline_prefix = central.offline_prefix.strip("/") if central is not None else ""
+        bucket = self.text(where, table, "replica_bucket", _BUCKET_RE, "a valid S3 bucket name", required=False,
+                           default=f"featureshare-offline-replica-{consumer.account_id}")
+        prefix = self.text(where, table, "replica_prefix", _PREFIX_RE, "an S3 key prefix", required=False,
+                           default=offline_prefix).strip("/")
+        if offline_prefix and prefix != offline_prefix and not prefix.startswith(f"{offline_prefix}/"):
+            self.problem(f"{where}.replica_prefix",
+                         f"{prefix!r} is outside central.offline_prefix {offline_prefix!r}: replication keeps "
+                         f"object keys, so replicate {offline_prefix!r} or a prefix under it")
+        if central is not None and bucket == central.offline_bucket:
+            self.problem(f"{where}.replica_bucket", f"{bucket!r} is central.offline_bucket; replicas need their own")
+        kms = self.text(where, table, "replica_kms_key", _KMS_RE, "a KMS key ARN, alias ARN or 'alias/name'",
+                        required=False, default=DEFAULT_REPLICA_KEY_ALIAS)
+        return replace(consumer, replicate_offline_store=True, replica_bucket=bucket, replica_prefix=prefix,
+                       replica_kms_key=kms)
+
+    def replica_buckets_unique(self, consumers: list[ConsumerAccount]) -> None:
+        """A replica bucket is nobody else's bucket: each bucket has one bucket policy, and bootstrap writes it."""
+        owners: dict[str, str] = {}
+        for consumer in consumers:
+            owners.setdefault(consumer.training_bucket, f"the training_bucket of consumer {consumer.name!r}")
+        for i, consumer in enumerate(consumers):
+            if not consumer.replicate_offline_store:
+                continue
+            if consumer.replica_bucket in owners:
+                self.problem(f"consumers[{i}].replica_bucket",
+                             f"{consumer.replica_bucket!r} is already {owners[consumer.replica_bucket]}")
+            owners[consumer.replica_bucket] = f"the replica_bucket of consumer {consumer.name!r}"

@@ -64,6 +64,7 @@ def _with(path: str, value: object) -> dict:
         ("central.account_id", "11111111111", "central.account_id: '11111111111' is not a 12-digit account id"),
         ("central.account_id", "abcdefghijkl", "is not a 12-digit account id"),
         ("central.access_role_arn", "arn:aws:iam::111111111111:user/x", "is not an IAM role ARN"),
+        ("central.access_role_arn", "arn:aws:iam::111111111111:role/Zugriffsrolle-ä", "is not an IAM role ARN"),
         ("central.access_role_arn", "arn:aws:iam::333333333333:role/FeatureShareAccess",
          "is in account 333333333333, expected 111111111111"),
         ("central.offline_bucket", "Bad_Bucket", "central.offline_bucket: 'Bad_Bucket' is not a valid S3 bucket"),

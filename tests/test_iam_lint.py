@@ -19,13 +19,16 @@ TOPOLOGY = Topology.from_dict({
                 "kms_key": f"arn:aws:kms:eu-west-1:{CENTRAL}:key/11111111-2222-3333-4444-555555555555"},
     "consumers": [
         {"name": "search", "account_id": SEARCH, "team": "search", "training_bucket": "search-training",
-         "execution_role_arns": [f"arn:aws:iam::{SEARCH}:role/SearchExec"]},
+         "execution_role_arns": [f"arn:aws:iam::{SEARCH}:role/SearchExec"], "replicate_offline_store": True},
         {"name": "reviews", "account_id": REVIEWS, "team": "reviews", "training_bucket": "reviews-training",
          "execution_role_arns": [f"arn:aws:iam::{REVIEWS}:role/ReviewsExec"],
-         "kms_key": f"arn:aws:kms:eu-west-1:{REVIEWS}:key/aaaaaaaa-2222-3333-4444-555555555555"},
+         "kms_key": f"arn:aws:kms:eu-west-1:{REVIEWS}:key/aaaaaaaa-2222-3333-4444-555555555555",
+         "replicate_offline_store": True, "replica_bucket": "reviews-replica",
+         "replica_kms_key": f"arn:aws:kms:eu-west-1:{REVIEWS}:key/cccccccc-2222-3333-4444-555555555555"},
     ],
 })
-DOCS = list(policy_documents(TOPOLOGY).values())
+SEARCH_REPLICA_KEY = f"arn:aws:kms:eu-west-1:{SEARCH}:key/bbbbbbbb-2222-3333-4444-555555555555"
+DOCS = list(policy_documents(TOPOLOGY, resolved_keys={"replica:search": SEARCH_REPLICA_KEY}).values())
 SEVERITY_RANK = {"INFO": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
 
 # Findings we accept, each with its reason: (issue, document kind or None for any, detail fragment).
@@ -46,6 +49,10 @@ ACCEPTED_COMMUNITY = {
     ("PERMISSIONS_MANAGEMENT_ACTIONS", DocumentKind.KEY, ""),
     # The execution role must call sts:AssumeRole on the central role: that returns credentials by design.
     ("CREDENTIALS_EXPOSURE", DocumentKind.IDENTITY, ""),
+    # Cross-account replication with AccessControlTranslation: the replication role and the replica bucket
+    # policy need s3:ObjectOwnerOverrideToBucketOwner (AWS's "Changing the replica owner"); it hands the
+    # replicas to the consumer account, nothing more.
+    ("PERMISSIONS_MANAGEMENT_ACTIONS", None, "s3:objectowneroverridetobucketowner"),
 }
 
 
@@ -61,7 +68,7 @@ def findings(document: PolicyDocument, *, community: bool = False) -> list[Any]:
 
 def accepted(finding: Any, kind: DocumentKind, table: set[tuple[str, DocumentKind | None, str]]) -> bool:
     detail = json.dumps(finding.detail) + json.dumps(finding.location, default=str)
-    return any(finding.issue == issue and kind in (None, want_kind) and fragment in detail
+    return any(finding.issue == issue and want_kind in (None, kind) and fragment in detail
                for issue, want_kind, fragment in table)
 
 
@@ -103,7 +110,8 @@ def _is_key_admin(name: str, statement: dict[str, Any]) -> bool:
     """The key owner's root administers its key: the one kms:* grant, scoped to the key by the key policy."""
     principal = statement.get("Principal", {})
     roots = [p for p in as_list(principal.get("AWS", [])) if isinstance(principal, dict) and p.endswith(":root")]
-    return name.startswith(("offline-key-policy", "training-key-policy")) and statement["Action"] == "kms:*" \
+    return name.startswith(("offline-key-policy", "training-key-policy", "replica-key-policy")) \
+        and statement["Action"] == "kms:*" \
         and len(roots) == 1
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from featureshare.bootstrap.replication import replicating_consumers, replication_configuration
 from featureshare.bootstrap.resources import (
     AthenaDataCatalog,
     AthenaWorkGroup,
@@ -37,13 +38,16 @@ from featureshare.bootstrap.resources import (
     Resource,
     S3Bucket,
     S3BucketPolicy,
+    S3BucketReplication,
 )
 from featureshare.bootstrap.templates import (
     CENTRAL_SCRATCH_DATABASE,
+    DEFAULT_REPLICATION_ROLE_NAME,
     PolicyDocument,
     central_workgroup_name,
     offline_store_role_arn,
     policy_documents,
+    replica_key_owner,
 )
 from featureshare.config import ConsumerAccount, Topology
 from featureshare.errors import ConfigError, from_client_error, translate_client_error
@@ -124,8 +128,10 @@ class Bootstrap:
     #: False: one TagSession statement for all consumers (flat size, but the team is not pinned per consumer).
     bind_teams_in_trust: bool = True
     _central_key: KmsKey | None = field(default=None, init=False, repr=False)
+    #: the replica keys bootstrap creates, by consumer name
+    _replica_keys: dict[str, KmsKey] = field(default_factory=dict, init=False, repr=False)
     _documents: dict[str, PolicyDocument] = field(default_factory=dict, init=False, repr=False)
-    _documents_key: str = field(default="", init=False, repr=False)
+    _documents_keys: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         missing = [name for name in ("central", *(c.name for c in self.topology.consumers))
@@ -144,14 +150,7 @@ class Bootstrap:
     # -- documents -----------------------------------------------------------------------------------------
 
     def _key_alias(self) -> str | None:
-        kms = self.topology.central.kms_key
-        if not kms:
-            return DEFAULT_OFFLINE_KEY_ALIAS
-        if kms.startswith("alias/"):
-            return kms
-        if ":alias/" in kms:
-            return "alias/" + kms.split(":alias/", 1)[1]
-        return None  # a key ARN given: an existing key, not created here
+        return _alias_of(self.topology.central.kms_key or DEFAULT_OFFLINE_KEY_ALIAS)
 
     def _central_key_arn(self) -> str:
         kms = self.topology.central.kms_key
@@ -161,17 +160,33 @@ class Bootstrap:
             return self._central_key.arn
         return f"arn:aws:kms:{self.topology.region}:{self.topology.central.account_id}:{UNKNOWN_KEY}"
 
+    def _replica_key_arn(self, consumer: ConsumerAccount) -> str:
+        """The key ARN of ``consumer``'s replicas: configured, or of the key bootstrap created (once known)."""
+        if _alias_of(consumer.replica_kms_key) is None:
+            return consumer.replica_kms_key
+        key = self._replica_keys.get(consumer.name)
+        if key is not None and key.arn:
+            return key.arn
+        return f"arn:aws:kms:{self.topology.region}:{consumer.account_id}:{UNKNOWN_KEY}"
+
+    def _keys(self) -> list[KmsKey]:
+        """The keys bootstrap creates (their ARNs are learned by reading them)."""
+        central = [self._central_key] if self._central_key is not None else []
+        return [*central, *self._replica_keys.values()]
+
     def documents(self) -> dict[str, PolicyDocument]:
-        """The rendered documents (re-rendered once the key ARN is known)."""
-        key = self._central_key_arn()
-        if not self._documents or self._documents_key != key:
-            resolved = {"central": key}
+        """The rendered documents (re-rendered once the key ARNs are known)."""
+        resolved = {"central": self._central_key_arn()}
+        for consumer in replicating_consumers(self.topology):
+            resolved[replica_key_owner(consumer)] = self._replica_key_arn(consumer)
+        if not self._documents or self._documents_keys != resolved:
+            keys = dict(resolved)
             for consumer in self.topology.consumers:
                 if consumer.kms_key:
                     resolved[consumer.name] = self._consumer_key_arn(consumer)
             self._documents = policy_documents(self.topology, resolved_keys=resolved,
                                                bind_teams_in_trust=self.bind_teams_in_trust)
-            self._documents_key = key
+            self._documents_keys = keys
             self._check_trust_size()
         return self._documents
 
@@ -213,6 +228,7 @@ class Bootstrap:
             if self._central_key is None:
                 self._central_key = KmsKey("central", alias, description="featureshare offline store")
             items.append(self._central_key)
+        items += self._replica_key_resources()
         items += [
             IamRole("central", access_role, trust=lambda: self._document("central-access-role-trust"),
                     description="featureshare: assumed by consumer execution roles"),
@@ -226,6 +242,7 @@ class Bootstrap:
         if "central-access-role-consumer-keys" in self.documents():
             items.append(IamRolePolicy("central", "featureshare-consumer-keys", role=access_role,
                                        document=lambda: self._document("central-access-role-consumer-keys")))
+        items += self._replication_role_resources()
         if alias is not None:
             items.append(KmsKeyPolicy("central", alias, document=lambda: self._document("offline-key-policy")))
         items += [
@@ -244,6 +261,45 @@ class Bootstrap:
                   for consumer in self.topology.consumers]
         for consumer in self.topology.consumers:
             items += self._consumer_resources(consumer)
+        # Last: the configuration names the replication role and the replica buckets (versioned), made above.
+        replicating = replicating_consumers(self.topology)
+        if replicating:
+            items.append(S3BucketReplication("central", central.offline_bucket, configuration=lambda: (
+                replication_configuration(self.topology, {c.name: self._replica_key_arn(c) for c in replicating}))))
+        return items
+
+    def _replica_key_resources(self) -> list[Resource]:
+        """The replica keys to create, first of all: the central replication role's policy names their ARNs.
+        Their policies (naming that role) are put later, once the role exists."""
+        for consumer in replicating_consumers(self.topology):
+            alias = _alias_of(consumer.replica_kms_key)
+            if alias is not None and consumer.name not in self._replica_keys:
+                self._replica_keys[consumer.name] = KmsKey(consumer.name, alias,
+                                                           description="featureshare offline store replicas")
+        return list(self._replica_keys.values())
+
+    def _replication_role_resources(self) -> list[Resource]:
+        if not replicating_consumers(self.topology):
+            return []
+        role = DEFAULT_REPLICATION_ROLE_NAME
+        return [
+            IamRole("central", role, trust=lambda: self._document("offline-replication-role-trust"),
+                    description="featureshare: S3 replicates the offline store to consumer replica buckets"),
+            IamRolePolicy("central", "featureshare-offline-replication", role=role,
+                          document=lambda: self._document("offline-replication-role-permissions")),
+        ]
+
+    def _replica_resources(self, consumer: ConsumerAccount) -> list[Resource]:
+        name = consumer.name
+        items: list[Resource] = [
+            S3Bucket(name, consumer.replica_bucket, region=self.topology.region,
+                     kms_key=lambda c=consumer: self._replica_key_arn(c)),
+            S3BucketPolicy(name, consumer.replica_bucket,
+                           document=lambda: self._document(f"replica-bucket-policy[{name}]")),
+        ]
+        key = self._replica_keys.get(name)
+        if key is not None:
+            items.append(KmsKeyPolicy(name, key.name, document=lambda: self._document(f"replica-key-policy[{name}]")))
         return items
 
     def _consumer_resources(self, consumer: ConsumerAccount) -> list[Resource]:
@@ -270,6 +326,8 @@ class Bootstrap:
             AthenaDataCatalog(name, consumer.central_catalog, catalog_id=self.topology.central.account_id),
             GlueDatabase(name, consumer.scratch_database),
         ]
+        if consumer.replicate_offline_store:
+            items += self._replica_resources(consumer)
         return items
 
     # -- plan / apply / destroy ----------------------------------------------------------------------------
@@ -288,8 +346,8 @@ class Bootstrap:
     def plan(self) -> Plan:
         """What apply would change; changes nothing."""
         resources = self.resources()
-        if self._central_key is not None:  # learn the key ARN first so documents render with it
-            self._change(self._central_key)
+        for key in self._keys():  # learn the key ARNs first so documents render with them
+            self._change(key)
         return Plan(tuple(self._change(resource)[0] for resource in resources))
 
     def apply(self) -> Plan:
@@ -312,8 +370,8 @@ class Bootstrap:
         """Delete, in reverse order, every resource bootstrap created; non-empty buckets need ``force``."""
         done: list[Change] = []
         resources = self.resources()
-        if self._central_key is not None:
-            self._change(self._central_key)
+        for key in self._keys():
+            self._change(key)
         for resource in reversed(resources):
             session = self.sessions[resource.account]
             with _aws_errors(resource):
@@ -327,6 +385,16 @@ class Bootstrap:
             logger.info("bootstrap delete %s", resource.address)
             done.append(Change(Action.DELETE, resource.address))
         return Plan(tuple(done))
+
+
+def _alias_of(kms: str) -> str | None:
+    """``alias/<name>`` of a key configured by alias (bootstrap creates it), ``None`` for a key ARN (an
+    existing key: bootstrap neither creates it nor writes its policy)."""
+    if kms.startswith("alias/"):
+        return kms
+    if ":alias/" in kms:
+        return "alias/" + kms.split(":alias/", 1)[1]
+    return None
 
 
 def _execution_role_trust(account: str) -> dict[str, Any]:

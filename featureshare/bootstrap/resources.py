@@ -31,12 +31,14 @@ __all__ = [
     "Resource",
     "S3Bucket",
     "S3BucketPolicy",
+    "S3BucketReplication",
     "canonical",
 ]
 
 MANAGED_TAG = ("managed-by", "featureshare")
 _MISSING = {"NoSuchEntity", "NoSuchBucket", "NoSuchBucketPolicy", "NotFoundException", "EntityNotFoundException",
-            "ResourceNotFoundException", "InvalidRequestException", "404", "NoSuchPublicAccessBlockConfiguration"}
+            "ResourceNotFoundException", "InvalidRequestException", "404", "NoSuchPublicAccessBlockConfiguration",
+            "ReplicationConfigurationNotFoundError"}
 
 Document = dict[str, Any]
 #: A document that may depend on values known only during apply (a KMS key ARN created earlier).
@@ -384,6 +386,44 @@ class S3BucketPolicy(_PolicyResource):
 
     def managed(self, current: Document) -> bool:
         return True  # the bucket is ours; its policy goes with it
+
+
+@dataclass
+class S3BucketReplication(Resource):
+    """The replication configuration of bucket ``name``, replaced whole on every change.
+
+    ``configuration`` is the ``ReplicationConfiguration`` request shape (``Role`` and ``Rules``); rendered at
+    apply time when ``Deferred``, since replica key ARNs may be known only then.
+    """
+
+    configuration: Document | Deferred = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.kind = "s3-bucket-replication"
+
+    def desired(self) -> Document:
+        configuration = self.configuration() if callable(self.configuration) else self.configuration
+        return {"configuration": canonical(configuration)}
+
+    def read(self, session: AccountSession) -> Document | None:
+        try:
+            reply = session.client("s3").get_bucket_replication(Bucket=self.name)
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+        return {"configuration": canonical(reply["ReplicationConfiguration"])}
+
+    def create(self, session: AccountSession) -> None:
+        session.client("s3").put_bucket_replication(Bucket=self.name,
+                                                    ReplicationConfiguration=self.desired()["configuration"])
+
+    def delete(self, session: AccountSession) -> None:
+        session.client("s3").delete_bucket_replication(Bucket=self.name)
+
+    def managed(self, current: Document) -> bool:
+        """Ours when it replicates with the role bootstrap renders into it."""
+        return bool(current.get("configuration", {}).get("Role") == self.desired()["configuration"].get("Role"))
 
 
 @dataclass

@@ -40,6 +40,7 @@ __all__ = [
     "CENTRAL_STAGING_PREFIX",
     "DEFAULT_ALLOWED_TAG_KEYS",
     "DEFAULT_OFFLINE_STORE_ROLE_NAME",
+    "DEFAULT_REPLICATION_ROLE_NAME",
     "TEMPLATE_DIR",
     "DocumentKind",
     "PolicyDocument",
@@ -50,6 +51,8 @@ __all__ = [
     "policy_documents",
     "render",
     "render_template",
+    "replica_key_owner",
+    "replication_role_arn",
     "result_prefixes",
     "template_names",
 ]
@@ -66,12 +69,14 @@ def _template_dir() -> Path:
 
 TEMPLATE_DIR = _template_dir()
 DEFAULT_OFFLINE_STORE_ROLE_NAME = "featureshare-offline-store"
+#: The central role S3 assumes to replicate the offline store into consumers' replica buckets.
+DEFAULT_REPLICATION_ROLE_NAME = "featureshare-offline-replication"
 # Tag keys a producer may set on a central feature group; "team" is mandatory, "shared" opens reads to all.
 DEFAULT_ALLOWED_TAG_KEYS = ("team", "shared", "owner", "description", "data-classification")
 ATHENA_RESULTS_PREFIX = "athena-results"
 # strategy="central-role": where the central role reads staged entity keys and writes the central part of a
 # combined set in a consumer's training bucket, and the central-account Glue database of its temporary tables.
-# The same literals are in featureshare.training.build and in iam/central-access-role-permissions.json and
+# The same literals are in featureshare.training.staging and in iam/central-access-role-permissions.json and
 # iam/consumer-training-bucket-policy.json (fixed names, so no placeholders; tests assert they agree).
 CENTRAL_STAGING_PREFIX = "_featureshare_staging/central"
 CENTRAL_SCRATCH_DATABASE = "featureshare_scratch"
@@ -269,6 +274,16 @@ def offline_store_role_arn(topology: Topology) -> str:
     return f"arn:{_partition(topology.region)}:iam::{central.account_id}:role/{DEFAULT_OFFLINE_STORE_ROLE_NAME}"
 
 
+def replication_role_arn(topology: Topology) -> str:
+    """``role/featureshare-offline-replication`` in the central account (one role for every replica rule)."""
+    return f"arn:{_partition(topology.region)}:iam::{topology.central.account_id}:role/{DEFAULT_REPLICATION_ROLE_NAME}"
+
+
+def replica_key_owner(consumer: ConsumerAccount) -> str:
+    """The ``resolved_keys`` entry of a consumer's replica key: ``"replica:<consumer name>"``."""
+    return f"replica:{consumer.name}"
+
+
 def result_prefixes(consumer: ConsumerAccount) -> tuple[str, ...]:
     """Key prefixes of a consumer's training bucket that the central access role may write results under (and
     read back): training sets, Athena results, and the central-role staging prefix (the staged entity keys it
@@ -289,7 +304,12 @@ def _key_arn(configured: str, owner: str, resolved: Mapping[str, str]) -> str:
         return resolved[owner]
     if re.fullmatch(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-fA-F-]+", configured or ""):
         return configured
-    what = "central.kms_key" if owner == "central" else f"consumers.{owner}.kms_key"
+    if owner == "central":
+        what = "central.kms_key"
+    elif owner.startswith("replica:"):
+        what = f"consumers.{owner.removeprefix('replica:')}.replica_kms_key"
+    else:
+        what = f"consumers.{owner}.kms_key"
     raise ConfigError(
         f"{what} is {configured or 'not set'}: IAM policies need the key ARN, not an alias",
         hint=f"configure the key ARN, or pass resolved_keys={{{owner!r}: 'arn:aws:kms:...:key/...'}}",
@@ -433,6 +453,47 @@ def _consumer_documents(consumer: ConsumerAccount, values: Mapping[str, Value], 
     return docs
 
 
+def _replication_documents(topology: Topology, values: Mapping[str, Value], resolved: Mapping[str, str],
+                           template_dir: Path | None) -> list[PolicyDocument]:
+    """The central replication role and, per replicating consumer, its replica bucket and key policies."""
+    replicating = [c for c in topology.consumers if c.replicate_offline_store]
+    if not replicating:
+        return []
+    central = topology.central.account_id
+    partition = str(values["partition"])
+    role = replication_role_arn(topology)
+    permissions = _pick(values, "offline-replication-role-permissions", template_dir)
+    docs: list[PolicyDocument] = []
+    for index, consumer in enumerate(replicating):
+        key_arn = _key_arn(consumer.replica_kms_key, replica_key_owner(consumer), resolved)
+        extra: dict[str, Value] = {
+            "consumer_account": consumer.account_id,
+            "replica_bucket": consumer.replica_bucket,
+            "replica_object_arn": _object_arn(partition, consumer.replica_bucket, consumer.replica_prefix),
+            "replica_kms_key_arn": key_arn,
+            "replication_role_arn": role,
+            "sid_suffix": _sid_suffix(consumer.name, index),
+        }
+        statements = _pick(values, "offline-replication-role-replica", template_dir, **extra)["Statement"]
+        permissions["Statement"].extend(statements)
+        name = consumer.name
+        docs.append(PolicyDocument(
+            f"replica-bucket-policy[{name}]", ("replica-bucket-policy.json",), consumer.account_id,
+            DocumentKind.RESOURCE, (f"arn:{partition}:s3:::{consumer.replica_bucket}",),
+            _pick(values, "replica-bucket-policy", template_dir, **extra), consumer=name))
+        docs.append(PolicyDocument(
+            f"replica-key-policy[{name}]", ("replica-key-policy.json",), consumer.account_id, DocumentKind.KEY,
+            (key_arn,), _pick(values, "replica-key-policy", template_dir, **extra), consumer=name))
+    return [
+        PolicyDocument("offline-replication-role-trust", ("offline-replication-role-trust.json",), central,
+                       DocumentKind.TRUST, (role,), _pick(values, "offline-replication-role-trust", template_dir)),
+        PolicyDocument("offline-replication-role-permissions", ("offline-replication-role-permissions.json",
+                                                                "offline-replication-role-replica.json"),
+                       central, DocumentKind.IDENTITY, (role,), permissions),
+        *docs,
+    ]
+
+
 def policy_documents(
     topology: Topology,
     *,
@@ -448,6 +509,9 @@ def policy_documents(
     offline key policy and the Glue catalog resource policy; plus ``central-access-role-consumer-keys`` when a
     consumer has a CMK. Per consumer ``[name]``: the execution role policy and the training bucket policy;
     with a consumer CMK also ``consumer-execution-role-training-key`` and ``training-key-policy``.
+    When consumers set ``replicate_offline_store``: ``offline-replication-role-trust`` and
+    ``offline-replication-role-permissions`` (one role, statements per replicating consumer) in the central
+    account, and ``replica-bucket-policy[name]`` and ``replica-key-policy[name]`` in each replicating consumer.
 
     ``bind_teams_in_trust`` (default) gives every consumer its own TagSession statement that also pins the
     caller's ``team`` principal tag to the consumer's configured team, so a consumer administrator who re-tags
@@ -455,8 +519,9 @@ def policy_documents(
     (AWS quota: 2,048 by default, 4,096 at most); with False one statement checks only
     ``aws:RequestTag/team == ${aws:PrincipalTag/team}`` and the size stays flat. Check ``PolicyDocument.size``.
 
-    ``resolved_keys`` maps ``"central"`` or a consumer name to a KMS key ARN, for keys configured as aliases
-    or created by bootstrap (IAM resources must name key ARNs). Raises ConfigError when a key ARN is unknown.
+    ``resolved_keys`` maps ``"central"``, a consumer name, or ``"replica:<consumer name>"`` (its replica key) to
+    a KMS key ARN, for keys configured as aliases or created by bootstrap (IAM resources must name key ARNs).
+    Raises ConfigError when a key ARN is unknown.
     """
     if "team" not in allowed_tag_keys:
         raise ValidationError("allowed_tag_keys must include 'team'", field="allowed_tag_keys",
@@ -473,6 +538,7 @@ def policy_documents(
             _pick(values, "central-access-role-consumer-keys", template_dir, consumer_kms_key_arns=consumer_keys)))
     for consumer in topology.consumers:
         docs.extend(_consumer_documents(consumer, values, resolved, template_dir))
+    docs.extend(_replication_documents(topology, values, resolved, template_dir))
     problems = [f"{d.name}: {p}" for d in docs for p in policy_problems(d.document, kind=d.kind.value)]
     if problems:
         raise ValidationError("rendered IAM policies are malformed: " + "; ".join(problems),
