@@ -467,6 +467,7 @@ def run_p2(world: World, options: Options, setup: Setup, size: Sizes) -> list[Re
                                    "PARQUET, manifest, cleanup", "baseline_statement": "UNLOAD ... PARQUET",
               "featureshare_s": _rounded(fs_s), "sdk_s": _rounded(sdk_s), "feast_style_s": _rounded(feast_s),
               "asof_s": _rounded(asof_s), "feast_style_ratio": round(median(fs_s) / median(feast_s), 3),
+              "lower_bound_over_sdk": round(median(asof_s) / median(sdk_s), 3),
               "sdk": sdk_differences(sdk_frame, fs_frame, len(setup.data.entities)),
               "feast_style_rows_differing": frame_mismatches(fs_frame, feast_frame),
               "reference_sample_rows": ref_n, "manifest_row_count": (built.manifest or {}).get("row_count"),
@@ -485,7 +486,8 @@ def run_p2(world: World, options: Options, setup: Setup, size: Sizes) -> list[Re
                   for p in params["versions_sweep"]["points"].values())}
     p2 = Result("P2", "training-set build time over the SDK DatasetBuilder SQL's", median(fs_s) / median(sdk_s),
                 {"name": "SDK DatasetBuilder SQL (point_in_time_accurate_join)", "seconds": round(median(sdk_s), 3)},
-                P2_TARGET, params, unit="x", checks=checks, notes=_p2_notes(captured, released_run.state))
+                P2_TARGET, params, unit="x", checks=checks,
+                notes=_p2_notes(captured, released_run.state, params["lower_bound_over_sdk"]))
     p2b = Result("P2b", "training-set build time over DuckDB ASOF JOIN on the Parquet", median(fs_s) / median(asof_s),
                  {"name": "DuckDB ASOF JOIN on local Parquet (2 threads)", "seconds": round(median(asof_s), 3)},
                  P2B_TARGET, {"featureshare_s": params["featureshare_s"], "asof_s": params["asof_s"],
@@ -505,7 +507,7 @@ def _feast_sql(entity_table: str, groups: Sequence[SdkGroup]) -> str:
     return sdk_baselines.with_catalogs(sql, groups) + "\nORDER BY 1"
 
 
-def _p2_notes(captured: str | None, released_state: str) -> list[str]:
+def _p2_notes(captured: str | None, released_state: str, lower_bound_over_sdk: float) -> list[str]:
     return ["SDK SQL: " + ("captured from the installed sagemaker-mlops and equal to the reproduction"
                            if captured else "reproduced from the sagemaker-mlops 1.27 template (SDK not importable)"),
             f"the SDK's SQL as released ({released_state}) uses from_unixtime() on the String event time of "
@@ -516,7 +518,10 @@ def _p2_notes(captured: str | None, released_state: str) -> list[str]:
             "already in Glue, polled every 20 ms: the comparison favours the baselines",
             "repetitions are interleaved (featureshare, SDK, Feast-style, then again) so load changes hit all; "
             "the embedded Athena has decoded the Parquet once before (the SDK query as released), as in the sweep",
-            "versions_sweep: same keys, more versions per key, central group only; the target applies at 10"]
+            "versions_sweep: same keys, more versions per key, central group only; the target applies at 10",
+            f"lower_bound_over_sdk: DuckDB's native ASOF JOIN on the same Parquet (P2b's baseline) takes "
+            f"{lower_bound_over_sdk}x the SDK query's time: the practical lower bound on this engine, so a "
+            "target below that ratio is out of reach here"]
 
 
 # ------------------------------------------------------------------------------------------------ sweep
