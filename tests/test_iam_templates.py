@@ -11,6 +11,7 @@ import pytest
 from featureshare.bootstrap.templates import (
     DocumentKind,
     load_template,
+    partition_of,
     placeholders,
     policy_documents,
     render,
@@ -28,7 +29,11 @@ CENTRAL_KEY = f"arn:aws:kms:eu-west-1:{CENTRAL}:key/11111111-2222-3333-4444-5555
 
 
 def topology(**central: Any) -> Topology:
-    return Topology.from_dict({
+    return Topology.from_dict(_topology_data(**central))
+
+
+def _topology_data(**central: Any) -> dict[str, Any]:
+    return {
         "region": "eu-west-1",
         "central": {"account_id": CENTRAL, "access_role_arn": f"arn:aws:iam::{CENTRAL}:role/FeatureShareAccess",
                     "offline_bucket": "central-offline", "kms_key": CENTRAL_KEY, **central},
@@ -38,7 +43,17 @@ def topology(**central: Any) -> Topology:
             {"name": "reviews", "account_id": REVIEWS, "team": "reviews", "training_bucket": "reviews-training",
              "execution_role_arns": [f"arn:aws:iam::{REVIEWS}:role/ReviewsExec"]},
         ],
-    })
+    }
+
+
+@pytest.mark.parametrize(("region", "partition"), [("eu-west-1", "aws"), ("cn-northwest-1", "aws-cn"),
+                                                   ("us-gov-west-1", "aws-us-gov"), ("us-iso-east-1", "aws-iso")])
+def test_arns_are_rendered_in_the_region_s_partition(region: str, partition: str) -> None:
+    assert partition_of(region) == partition
+    docs = policy_documents(Topology.from_dict({**_topology_data(), "region": region}))
+    bucket_policy = json.dumps(docs["offline-bucket-policy"].document)
+    assert f"arn:{partition}:s3:::central-offline" in bucket_policy
+    assert partition == "aws" or "arn:aws:s3:::" not in bucket_policy
 
 
 def test_every_template_is_a_json_policy_document() -> None:

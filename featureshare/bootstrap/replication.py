@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from featureshare.bootstrap.templates import _partition, replication_role_arn
+from featureshare.bootstrap.templates import partition_of, replication_role_arn
 from featureshare.config import ConsumerAccount, Topology
 
 __all__ = ["RULE_ID_PREFIX", "replicating_consumers", "replication_configuration", "replication_rule"]
@@ -62,7 +62,7 @@ def replication_configuration(topology: Topology, replica_key_arns: Mapping[str,
     replicating consumer, prioritised in topology order. ``replica_key_arns`` maps each replicating consumer's
     name to the ARN of the key its replicas are encrypted with (S3 wants an ARN: an alias would resolve in
     the central account)."""
-    partition = _partition(topology.region)
+    partition = partition_of(topology.region)
     rules = [replication_rule(consumer, priority, replica_key_arns[consumer.name], partition=partition)
              for priority, consumer in enumerate(replicating_consumers(topology), start=1)]
     return {"Role": replication_role_arn(topology), "Rules": rules}

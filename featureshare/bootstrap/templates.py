@@ -21,6 +21,7 @@ not in AWS.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -30,6 +31,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+import botocore.session
+from botocore.exceptions import UnknownRegionError
 
 from featureshare.config import ConsumerAccount, Topology
 from featureshare.errors import ConfigError, ValidationError
@@ -258,12 +262,14 @@ def _render_string(text: str, values: Mapping[str, Value], name: str) -> Any:
 # The documents of a Topology
 
 
-def _partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
+@functools.lru_cache(maxsize=32)
+def partition_of(region: str) -> str:
+    """The ARN partition of ``region`` from botocore's endpoint data (``aws``, ``aws-cn``, ``aws-us-gov``, ...);
+    ``aws`` for a region botocore does not know yet."""
+    try:
+        return str(botocore.session.get_session().get_partition_for_region(region))
+    except UnknownRegionError:
+        return "aws"
 
 
 def offline_store_role_arn(topology: Topology) -> str:
@@ -271,12 +277,13 @@ def offline_store_role_arn(topology: Topology) -> str:
     central = topology.central
     if central.offline_store_role_arn:
         return central.offline_store_role_arn
-    return f"arn:{_partition(topology.region)}:iam::{central.account_id}:role/{DEFAULT_OFFLINE_STORE_ROLE_NAME}"
+    return f"arn:{partition_of(topology.region)}:iam::{central.account_id}:role/{DEFAULT_OFFLINE_STORE_ROLE_NAME}"
 
 
 def replication_role_arn(topology: Topology) -> str:
     """``role/featureshare-offline-replication`` in the central account (one role for every replica rule)."""
-    return f"arn:{_partition(topology.region)}:iam::{topology.central.account_id}:role/{DEFAULT_REPLICATION_ROLE_NAME}"
+    central = topology.central.account_id
+    return f"arn:{partition_of(topology.region)}:iam::{central}:role/{DEFAULT_REPLICATION_ROLE_NAME}"
 
 
 def replica_key_owner(consumer: ConsumerAccount) -> str:
@@ -328,7 +335,7 @@ def _list_prefixes(prefix: str) -> list[str]:
 
 def _common_values(topology: Topology, resolved: Mapping[str, str]) -> dict[str, Value]:
     central = topology.central
-    partition = _partition(topology.region)
+    partition = partition_of(topology.region)
     return {
         "partition": partition,
         "region": topology.region,
