@@ -43,7 +43,8 @@ notebooks: install
 # (as printed by `featureshare local serve`), using its <account>-admin profiles.
 bootstrap-roles: install
 	$(BIN)/featureshare $(if $(LOCAL),--config featureshare.example.toml,) bootstrap $(if $(APPLY),apply,plan) \
-		$(if $(LOCAL),--create-execution-roles,)
+		$(if $(LOCAL),--create-execution-roles,) $(if $(MERGE_KEY_POLICIES),--merge-key-policies,) \
+		$(if $(STRICT),--strict,)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

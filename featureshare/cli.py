@@ -32,6 +32,8 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (errors.UnsupportedError, 12),
     (errors.FeatureshareError, 1),
 ]
+#: ``bootstrap plan|apply --strict``: key policies bootstrap does not own still lack grants (or are unverified).
+ACTION_NEEDED_EXIT_CODE = 13
 
 
 @dataclass
@@ -166,7 +168,22 @@ def bootstrap() -> None:
       featureshare --config featureshare.toml bootstrap plan
       featureshare --config featureshare.toml bootstrap apply
       featureshare bootstrap apply --central-profile org-central --consumer-profile search=org-search
+      featureshare bootstrap apply --merge-key-policies --strict
+
+    Policies of keys bootstrap does not create (consumer kms_key; central kms_key and replica_kms_key given as
+    key ARNs) are checked, never rewritten: what they lack is listed under ACTION NEEDED on stderr, with the
+    statements to add (exit code 0, or 13 with --strict). --merge-key-policies merges those statements instead
+    (by Sid, every other statement untouched); destroy removes only what was merged.
     """
+
+
+def _key_policy_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--merge-key-policies", is_flag=True,
+                        help="Merge the statements missing from policies of keys bootstrap does not own into them "
+                             "(by Sid; other statements untouched).")(func)
+    func = click.option("--strict", is_flag=True,
+                        help=f"Exit with {ACTION_NEEDED_EXIT_CODE} when a key policy still needs action.")(func)
+    return func
 
 
 def _bootstrap_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -183,7 +200,8 @@ def _bootstrap_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _bootstrapper(obj: Context, central_profile: str | None, consumer_profiles: tuple[str, ...],
-                  create_execution_roles: bool, trust_policy_quota: int = 2048, compact_trust: bool = False) -> Any:
+                  create_execution_roles: bool, trust_policy_quota: int = 2048, compact_trust: bool = False,
+                  merge_key_policies: bool = False) -> Any:
     from featureshare.bootstrap.plan import Bootstrap
 
     topology = obj.topology
@@ -202,12 +220,15 @@ def _bootstrapper(obj: Context, central_profile: str | None, consumer_profiles: 
         profile = overrides.get(consumer.name) or consumer.profile or obj.profile
         sessions[consumer.name] = AccountSession.current(region=region, profile=profile)
     return Bootstrap(topology, sessions, create_execution_roles=create_execution_roles,
-                     trust_policy_quota=trust_policy_quota, bind_teams_in_trust=not compact_trust)
+                     trust_policy_quota=trust_policy_quota, bind_teams_in_trust=not compact_trust,
+                     merge_key_policies=merge_key_policies)
 
 
 def _print_plan(obj: Context, plan: Any, verb: str) -> None:
     def human(_: Any) -> str:
-        lines = [change.render() for change in plan.pending] or ["no changes: the accounts match the topology"]
+        nothing = ("no changes to what bootstrap manages" if plan.actions_needed
+                   else "no changes: the accounts match the topology")
+        lines = [change.render() for change in plan.pending] or [nothing]
         counts: dict[str, int] = {}
         for change in plan.pending:
             counts[change.action.value] = counts.get(change.action.value, 0) + 1
@@ -219,26 +240,49 @@ def _print_plan(obj: Context, plan: Any, verb: str) -> None:
     obj.emit(plan.to_dict(), human)
 
 
+def _report_actions_needed(plan: Any, strict: bool) -> None:
+    """The ACTION NEEDED block on stderr; with ``strict`` a distinct exit code when there is one."""
+    if not plan.actions_needed:
+        return
+    count = len(plan.actions_needed)
+    click.echo(f"\nACTION NEEDED: {count} key {'policy' if count == 1 else 'policies'} that bootstrap does not "
+               "write may lack grants featureshare needs. Add the statements below to each (or rerun with "
+               "--merge-key-policies: bootstrap merges them into the policies it can read).", err=True)
+    for action in plan.actions_needed:
+        click.echo(action.render(), err=True)
+    if strict:
+        click.get_current_context().exit(ACTION_NEEDED_EXIT_CODE)
+
+
 @bootstrap.command("plan")
 @_bootstrap_options
+@_key_policy_options
 @click.pass_obj
 def bootstrap_plan(obj: Context, central_profile: str | None, consumer_profiles: tuple[str, ...],
-                   create_execution_roles: bool, trust_policy_quota: int, compact_trust: bool) -> None:
-    """Show what apply would change (changes nothing)."""
+                   create_execution_roles: bool, trust_policy_quota: int, compact_trust: bool,
+                   merge_key_policies: bool, strict: bool) -> None:
+    """Show what apply would change (changes nothing), and the key policies that need action."""
     booted = _bootstrapper(obj, central_profile, consumer_profiles, create_execution_roles, trust_policy_quota,
-                           compact_trust)
-    _print_plan(obj, booted.plan(), "plan")
+                           compact_trust, merge_key_policies)
+    plan = booted.plan()
+    _print_plan(obj, plan, "plan")
+    _report_actions_needed(plan, strict)
 
 
 @bootstrap.command("apply")
 @_bootstrap_options
+@_key_policy_options
 @click.pass_obj
 def bootstrap_apply(obj: Context, central_profile: str | None, consumer_profiles: tuple[str, ...],
-                    create_execution_roles: bool, trust_policy_quota: int, compact_trust: bool) -> None:
-    """Create or update every resource so the accounts match the topology (idempotent)."""
+                    create_execution_roles: bool, trust_policy_quota: int, compact_trust: bool,
+                    merge_key_policies: bool, strict: bool) -> None:
+    """Create or update every resource so the accounts match the topology (idempotent); ends with the key
+    policies that still need action."""
     booted = _bootstrapper(obj, central_profile, consumer_profiles, create_execution_roles, trust_policy_quota,
-                           compact_trust)
-    _print_plan(obj, booted.apply(), "applied")
+                           compact_trust, merge_key_policies)
+    applied = booted.apply()
+    _print_plan(obj, applied, "applied")
+    _report_actions_needed(applied, strict)
 
 
 @bootstrap.command("destroy")
@@ -249,7 +293,8 @@ def bootstrap_apply(obj: Context, central_profile: str | None, consumer_profiles
 def bootstrap_destroy(obj: Context, central_profile: str | None, consumer_profiles: tuple[str, ...],
                       create_execution_roles: bool, trust_policy_quota: int, compact_trust: bool, force: bool,
                       yes: bool) -> None:
-    """Delete what bootstrap created (tagged managed-by=featureshare), newest first."""
+    """Delete what bootstrap created (tagged managed-by=featureshare), newest first; from policies of keys it
+    does not own, only the statements it merged (never the keys)."""
     if not yes:
         click.confirm("Delete every featureshare-managed resource of this topology?", abort=True)
     booted = _bootstrapper(obj, central_profile, consumer_profiles, create_execution_roles, trust_policy_quota,

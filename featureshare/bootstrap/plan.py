@@ -4,6 +4,11 @@
 ``destroy`` removes only what bootstrap created (tagged ``managed-by=featureshare``), refusing non-empty
 buckets unless ``force``.
 
+Keys bootstrap does not own (every consumer ``kms_key``; ``central.kms_key`` and ``replica_kms_key`` given as key
+ARNs) keep their policies: ``plan`` and ``apply`` check them and list what they lack in ``Plan.actions_needed``
+(see :mod:`featureshare.bootstrap.key_policies`), or, with ``merge_key_policies``, merge the missing statements
+in as an update of that key policy; ``destroy`` then removes only the merged statements.
+
 Example::
 
     boot = Bootstrap(topology, {"central": central_admin, "search": search_admin})
@@ -25,6 +30,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from featureshare.bootstrap.key_policies import (
+    ActionNeeded,
+    ForeignKey,
+    KeyPolicyCheck,
+    KeyPolicyState,
+    MergedKeyPolicy,
+    check_key,
+    foreign_keys,
+)
 from featureshare.bootstrap.replication import replicating_consumers, replication_configuration
 from featureshare.bootstrap.resources import (
     AthenaDataCatalog,
@@ -85,6 +99,8 @@ class Change:
 @dataclass(frozen=True)
 class Plan:
     changes: tuple[Change, ...]
+    #: policies of keys bootstrap does not own that lack grants (or could not be verified): for you to add
+    actions_needed: tuple[ActionNeeded, ...] = ()
 
     @property
     def pending(self) -> tuple[Change, ...]:
@@ -97,7 +113,8 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"changes": [{"action": c.action.value, "address": c.address, "diff": list(c.diff)}
-                            for c in self.changes]}
+                            for c in self.changes],
+                "actions_needed": [a.to_dict() for a in self.actions_needed]}
 
 
 def _diff(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> tuple[str, ...]:
@@ -127,6 +144,9 @@ class Bootstrap:
     trust_policy_quota: int = 2048
     #: False: one TagSession statement for all consumers (flat size, but the team is not pinned per consumer).
     bind_teams_in_trust: bool = True
+    #: Merge the statements missing from policies of keys bootstrap does not own into them (by Sid), instead of
+    #: listing them in ``Plan.actions_needed``.
+    merge_key_policies: bool = False
     _central_key: KmsKey | None = field(default=None, init=False, repr=False)
     #: the replica keys bootstrap creates, by consumer name
     _replica_keys: dict[str, KmsKey] = field(default_factory=dict, init=False, repr=False)
@@ -330,6 +350,35 @@ class Bootstrap:
             items += self._replica_resources(consumer)
         return items
 
+    # -- keys bootstrap does not own ------------------------------------------------------------------------
+
+    def _foreign_keys(self) -> list[ForeignKey]:
+        """The keys whose policies a rendered document constrains but bootstrap does not write."""
+        owned = {f"replica-key-policy[{c.name}]" for c in replicating_consumers(self.topology)
+                 if _alias_of(c.replica_kms_key) is not None}
+        if self._key_alias() is not None:
+            owned.add("offline-key-policy")
+        accounts: dict[str, str] = {}
+        for name, session in self.sessions.items():
+            accounts.setdefault(session.account_id, name)
+        return foreign_keys(self.documents().values(), owned=owned, accounts=accounts)
+
+    def _check_key_policies(self) -> list[KeyPolicyCheck]:
+        return [check_key(key, self.sessions.get(key.account) if key.account else None)
+                for key in self._foreign_keys()]
+
+    def _key_policy_merges(self, checks: list[KeyPolicyCheck]) -> list[Resource]:
+        """With ``merge_key_policies``: an update of each key policy that merging makes complete."""
+        if not self.merge_key_policies:
+            return []
+        return [MergedKeyPolicy(str(c.key.account), c.key.key_arn, statements=c.statements)
+                for c in checks if c.mergeable]
+
+    def _actions_needed(self, checks: list[KeyPolicyCheck], merging: list[Resource]) -> tuple[ActionNeeded, ...]:
+        merged = {resource.name for resource in merging}
+        return tuple(c.action_needed() for c in checks
+                     if c.state is not KeyPolicyState.GRANTED and c.key.key_arn not in merged)
+
     # -- plan / apply / destroy ----------------------------------------------------------------------------
 
     def _change(self, resource: Resource) -> tuple[Change, dict[str, Any] | None]:
@@ -344,34 +393,47 @@ class Bootstrap:
         return Change(Action.NOOP, resource.address), current
 
     def plan(self) -> Plan:
-        """What apply would change; changes nothing."""
+        """What apply would change, and the key policies that need action; changes nothing."""
         resources = self.resources()
         for key in self._keys():  # learn the key ARNs first so documents render with them
             self._change(key)
-        return Plan(tuple(self._change(resource)[0] for resource in resources))
+        checks = self._check_key_policies()
+        merges = self._key_policy_merges(checks)
+        return Plan(tuple(self._change(resource)[0] for resource in [*resources, *merges]),
+                    self._actions_needed(checks, merges))
 
     def apply(self) -> Plan:
-        """Create or update every resource that differs; returns what was done."""
-        done: list[Change] = []
-        for resource in self.resources():
-            change, current = self._change(resource)
-            if change.action is not Action.NOOP:
-                logger.info("bootstrap %s %s", change.action.value, change.address)
-                with _aws_errors(resource):
-                    session = self.sessions[resource.account]
-                    if change.action is Action.CREATE:
-                        resource.create(session)
-                    else:
-                        resource.update(session, current or {})
-            done.append(change)
-        return Plan(tuple(done))
+        """Create or update every resource that differs, then (with ``merge_key_policies``) merge what policies
+        of keys bootstrap does not own lack; returns what was done and the key policies still needing action."""
+        done = [self._apply(resource) for resource in self.resources()]
+        # Last: merged statements name roles, which KMS wants to exist when the policy is put.
+        checks = self._check_key_policies()
+        merges = self._key_policy_merges(checks)
+        if merges:
+            done += [self._apply(resource) for resource in merges]
+            checks = self._check_key_policies()
+        return Plan(tuple(done), self._actions_needed(checks, []))
+
+    def _apply(self, resource: Resource) -> Change:
+        change, current = self._change(resource)
+        if change.action is not Action.NOOP:
+            logger.info("bootstrap %s %s", change.action.value, change.address)
+            with _aws_errors(resource):
+                session = self.sessions[resource.account]
+                if change.action is Action.CREATE:
+                    resource.create(session)
+                else:
+                    resource.update(session, current or {})
+        return change
 
     def destroy(self, *, force: bool = False) -> Plan:
-        """Delete, in reverse order, every resource bootstrap created; non-empty buckets need ``force``."""
+        """Delete, in reverse order, every resource bootstrap created, and the statements it merged into policies
+        of keys it does not own (never those keys); non-empty buckets need ``force``."""
         done: list[Change] = []
         resources = self.resources()
         for key in self._keys():
             self._change(key)
+        resources += [MergedKeyPolicy(key.account, key.key_arn) for key in self._foreign_keys() if key.account]
         for resource in reversed(resources):
             session = self.sessions[resource.account]
             with _aws_errors(resource):
