@@ -355,6 +355,21 @@ def test_server_answers_many_requests_on_one_connection_including_unread_and_chu
         conn.close()
 
 
+def test_server_connections_send_without_waiting_for_acks(embedded_server):
+    """Responses are written as headers, then body: with Nagle's algorithm on, the body would wait for the
+    client's delayed ACK of the headers (~40 ms on Linux) on every call."""
+    import socket
+
+    conn = _raw_connection(embedded_server)
+    try:
+        _exchange(conn, "PUT", "/nodelay-bucket")
+        connections = list(embedded_server._server._connections)
+        assert connections
+        assert all(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for c in connections)
+    finally:
+        conn.close()
+
+
 def test_stopping_the_server_closes_idle_keepalive_connections():
     aws = EmbeddedAWS(server=True).start()
     conn = _raw_connection(aws)
