@@ -319,7 +319,7 @@ class _Sender:
             self.throttles += throttles
             self.calls += calls
 
-    def _sleep(self, rng: random.Random, attempt: int) -> None:
+    def _sleep(self, rng: _Jitter, attempt: int) -> None:
         # Full jitter (AWS architecture blog): spreads the retries of many threads apart.
         time.sleep(rng.uniform(0, min(self.options.max_delay, self.options.base_delay * 2 ** attempt)))
 
@@ -343,7 +343,7 @@ class _Sender:
     def send(self, batch: _Batch, batch_index: int) -> list[RowFailure]:
         """Send one batch; ``batch.written`` records each entry as soon as it is known to be written, so a
         crash midway (or Ctrl-C) can tell what this batch did."""
-        rng = random.Random(None if self._seed is None else self._seed * 1_000_003 + batch_index)
+        rng = _Jitter(None if self._seed is None else self._seed * 1_000_003 + batch_index)
         if self.use_batch:
             failures, unsupported = self._send_batch(batch.entries, rng, batch.written)
             if not unsupported:
@@ -359,11 +359,9 @@ class _Sender:
                 batch.written.add(entry.position)
         return failures
 
-    def _send_batch(self, entries: list[_Entry], rng: random.Random,
+    def _send_batch(self, entries: list[_Entry], rng: _Jitter,
                     written: set[int]) -> tuple[list[RowFailure], bool]:
-        by_key: dict[Any, list[_Entry]] = defaultdict(list)
-        for entry in entries:
-            by_key[_record_key(entry.record)].append(entry)
+        by_key: dict[Any, list[_Entry]] | None = None  # built when a reply first names entries
         pending = entries
         failures: list[RowFailure] = []
         extra = {"TtlDuration": self.options.ttl} if self.options.ttl else {}
@@ -384,6 +382,10 @@ class _Sender:
                 continue
             errors, unprocessed = reply.get("Errors", []), reply.get("UnprocessedEntries", [])
             self._count(written=len(pending) - len(errors) - len(unprocessed))
+            if (errors or unprocessed) and by_key is None:
+                by_key = defaultdict(list)
+                for entry in pending:
+                    by_key[_record_key(entry.record)].append(entry)
             retry: list[_Entry] = []
             for error in errors:
                 entry = _take(by_key, error.get("Entry", {}))
@@ -405,7 +407,7 @@ class _Sender:
         return failures + [_failure(e, "Unprocessed", f"still unprocessed after {self.options.max_attempts} "
                                                       "attempts") for e in pending], False
 
-    def _send_put(self, entry: _Entry, rng: random.Random) -> RowFailure | None:
+    def _send_put(self, entry: _Entry, rng: _Jitter) -> RowFailure | None:
         request = self._entry_request(entry)
         if self.options.ttl:
             request["TtlDuration"] = self.options.ttl
@@ -426,9 +428,23 @@ class _Sender:
         raise AssertionError("unreachable: the last attempt returns")
 
 
-def _take(by_key: dict[Any, list[_Entry]], returned: Mapping[str, Any]) -> _Entry:
+class _Jitter:
+    """The backoff jitter of one batch: a ``random.Random`` seeded only when a retry first needs it (seeding
+    from the OS on every batch cost more than the rest of the retry logic)."""
+
+    def __init__(self, seed: int | None) -> None:
+        self._seed = seed
+        self._rng: random.Random | None = None
+
+    def uniform(self, low: float, high: float) -> float:
+        if self._rng is None:
+            self._rng = random.Random(self._seed)
+        return self._rng.uniform(low, high)
+
+
+def _take(by_key: dict[Any, list[_Entry]] | None, returned: Mapping[str, Any]) -> _Entry:
     """The entry we sent that a returned (errored or unprocessed) entry echoes."""
-    candidates = by_key.get(_record_key(returned.get("Record", [])))
+    candidates = by_key.get(_record_key(returned.get("Record", []))) if by_key is not None else None
     if not candidates:
         # The service echoed an entry we did not send (or twice): a service bug, but never lose a row over it.
         raise IngestionError(f"BatchWriteRecord returned an entry that was not sent: {returned!r}")
