@@ -17,7 +17,7 @@ from typing import Any
 from featureshare.errors import ConfigError
 
 __all__ = ["CONFIG_ENV", "DEFAULT_REPLICA_KEY_ALIAS", "ROLE_ARN_RE", "CentralAccount", "ConsumerAccount", "Topology",
-           "load_topology"]
+           "kms_alias", "load_topology"]
 
 CONFIG_ENV = "FEATURESHARE_CONFIG"
 DEFAULT_CONFIG_FILE = "featureshare.toml"
@@ -293,6 +293,7 @@ class _TopologyParser:
                 self.problem(f"{where}.name", f"duplicate consumer name {consumer.name!r}")
             consumers.append(consumer)
         self.replica_buckets_unique(consumers)
+        self.replica_keys_unique(consumers)
         return consumers
 
     def replication(self, where: str, table: Mapping[str, Any], consumer: ConsumerAccount,
@@ -331,3 +332,38 @@ class _TopologyParser:
                 self.problem(f"consumers[{i}].replica_bucket",
                              f"{consumer.replica_bucket!r} is already {owners[consumer.replica_bucket]}")
             owners[consumer.replica_bucket] = f"the replica_bucket of consumer {consumer.name!r}"
+
+    def replica_keys_unique(self, consumers: list[ConsumerAccount]) -> None:
+        """A replica key given by alias is created by bootstrap for one consumer: it writes the key's whole policy
+        for that consumer's replica bucket and deletes the key on destroy, so the alias may name no other key of
+        the account that the topology uses (another replica key, or a ``kms_key``, which bootstrap does not own)."""
+        owners: dict[tuple[str, str], str] = {}
+        for consumer in consumers:
+            alias = kms_alias(consumer.kms_key)
+            if alias is not None:
+                owners.setdefault((consumer.account_id, alias), f"the kms_key of consumer {consumer.name!r}")
+        for i, consumer in enumerate(consumers):
+            alias = kms_alias(consumer.replica_kms_key) if consumer.replicate_offline_store else None
+            if alias is None:
+                continue
+            owner = owners.get((consumer.account_id, alias))
+            if owner is not None:
+                self.problem(f"consumers[{i}].replica_kms_key",
+                             f"{consumer.replica_kms_key!r} is already {owner} in account {consumer.account_id}; "
+                             "bootstrap creates the key of a replica_kms_key alias and writes its whole policy, so "
+                             "give this consumer an alias of its own, or the ARN of an existing key")
+            owners[(consumer.account_id, alias)] = f"the replica_kms_key of consumer {consumer.name!r}"
+
+
+def kms_alias(kms: str) -> str | None:
+    """``alias/<name>`` of a KMS key configured by alias (``alias/<name>`` or an alias ARN); ``None`` for a key
+    ARN or nothing.
+
+    >>> kms_alias("arn:aws:kms:us-east-1:222222222222:alias/team"), kms_alias("alias/team")
+    ('alias/team', 'alias/team')
+    """
+    if kms.startswith("alias/"):
+        return kms
+    if ":alias/" in kms:
+        return "alias/" + kms.split(":alias/", 1)[1]
+    return None

@@ -164,3 +164,20 @@ def test_a_trust_policy_over_the_quota_is_refused_at_plan_time_with_the_ways_out
             Bootstrap(topology, sessions).plan()
         assert Bootstrap(topology, sessions, trust_policy_quota=4096).plan().pending
         assert Bootstrap(topology, sessions, bind_teams_in_trust=False).plan().pending
+
+
+@pytest.mark.parametrize("region, partition", [("us-gov-west-1", "aws-us-gov"), ("cn-north-1", "aws-cn")])
+def test_apply_outside_the_aws_partition_is_idempotent_and_names_the_region_s_partition(region: str,
+                                                                                       partition: str) -> None:
+    text = EXAMPLE.read_text().replace('region = "us-east-1"', f'region = "{region}"')
+    topology = Topology.from_dict(tomllib.loads(text.replace("arn:aws:", f"arn:{partition}:")))
+    with EmbeddedAWS(region=region) as aws:
+        booted(aws, topology).apply()
+        again = booted(aws, topology).plan()
+        assert again.empty, [c.render() for c in again.pending]
+        tags = aws.admin_session("consumer").client("athena").list_tags_for_resource(
+            ResourceARN=f"arn:{partition}:athena:{region}:222222222222:workgroup/featureshare")["Tags"]
+        assert {"Key": "managed-by", "Value": "featureshare"} in tags
+        trust = aws.admin_session("consumer").client("iam").get_role(
+            RoleName="SearchSageMakerExecution")["Role"]["AssumeRolePolicyDocument"]
+        assert f"arn:{partition}:iam::222222222222:root" in json.dumps(trust)

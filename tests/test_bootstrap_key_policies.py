@@ -34,7 +34,7 @@ from featureshare.bootstrap.plan import Action, Bootstrap
 from featureshare.bootstrap.templates import policy_documents
 from featureshare.cli import ACTION_NEEDED_EXIT_CODE, cli
 from featureshare.config import Topology
-from featureshare.errors import QueryFailedError
+from featureshare.errors import QueryFailedError, ValidationError
 from featureshare.local import EmbeddedAWS
 from featureshare.session import AccountSession, assume_role
 from featureshare.training import TrainingSet
@@ -134,6 +134,40 @@ def test_delegation_to_the_account_does_not_grant_what_the_roles_identity_policy
         f"arn:aws:iam::{CENTRAL}:role/FeatureShareOfflineStore may not kms:DescribeKey: the resource policy "
         "delegates to the account, but no identity policy allows it",)
     assert set(missing) == {"OfflineStoreRoleEncrypts", "ConsumersDecryptViaS3Only"}
+
+
+def with_ads(search: dict[str, Any], ads: dict[str, Any]) -> Topology:
+    """The example topology plus a second consumer, ``ads``, in the search account (or another)."""
+    data = tomllib.loads(EXAMPLE.read_text())
+    data["consumers"][0].update(search)
+    data["consumers"].append({"name": "ads", "account_id": SEARCH, "team": "search",
+                              "execution_role_arns": [f"arn:aws:iam::{SEARCH}:role/AdsExec"],
+                              "training_bucket": "ads-training", **ads})
+    return Topology.from_dict(data)
+
+
+def test_consumers_sharing_a_replica_key_each_need_the_grant_for_their_own_replica_bucket() -> None:
+    shared = {"replicate_offline_store": True, "replica_kms_key": KEY}
+    key = the_key(with_ads(shared, {**shared, "replica_bucket": "ads-replica"}), KEY)
+    search_grant = next(s for s in key.statements if "featureshare-offline-replica-" in json.dumps(s))
+    missing = missing_statements(policy(statement("Admins"), search_grant), key.statements, KEY, key.identities)
+    (grant, why), = missing
+    assert grant["Sid"] == "CentralReplicationRoleEncryptsReplicasViaS3Ads"
+    assert "kms:EncryptionContext:aws:s3:arn=arn:aws:s3:::ads-replica" in why[0]
+    assert missing_statements(merge_statements(policy(statement("Admins")), key.statements), key.statements, KEY,
+                              key.identities) == []
+
+
+def test_a_key_shared_by_consumers_of_different_accounts_is_refused_rather_than_checked_for_one_of_them() -> None:
+    other = "333333333333"
+    topology = with_ads({"kms_key": KEY}, {"account_id": other, "kms_key": KEY,
+                                           "execution_role_arns": [f"arn:aws:iam::{other}:role/AdsExec"]})
+    documents = policy_documents(topology, resolved_keys={"central": "arn:aws:kms:us-east-1:111111111111:key/c"})
+    conflict = (r"training-key-policy\[search\] and training-key-policy\[ads\] both constrain the policy of .* Sid "
+                r"'ConsumerAccountAdministersKey'")
+    with pytest.raises(ValidationError, match=conflict) as error:
+        foreign_keys(documents.values(), owned={"offline-key-policy"}, accounts={SEARCH: "search"})
+    assert (error.value.field, error.value.value) == ("Sid", "ConsumerAccountAdministersKey")
 
 
 def test_an_explicit_deny_in_the_key_policy_is_not_something_merging_fixes() -> None:
@@ -326,7 +360,7 @@ def test_a_key_that_is_both_training_and_replica_key_gets_one_entry_with_the_gra
                                "replica_kms_key": key["Arn"]})
     (needed,) = booted(aws, topology).plan().actions_needed
     assert needed.documents == ("training-key-policy[search]", "replica-key-policy[search]")
-    assert [s["Sid"] for s in needed.statements] == [CENTRAL_GRANT, "CentralReplicationRoleEncryptsReplicasViaS3"]
+    assert [s["Sid"] for s in needed.statements] == [CENTRAL_GRANT, "CentralReplicationRoleEncryptsReplicasViaS3Search"]
     booted(aws, topology, merge=True).apply()
     assert booted(aws, topology).plan().actions_needed == ()
 

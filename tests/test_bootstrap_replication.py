@@ -119,6 +119,38 @@ def test_two_consumers_cannot_share_a_replica_bucket() -> None:
         Topology.from_dict(topology_data(opt_in, opt_in))
 
 
+SAME_ACCOUNT = {"account_id": SEARCH, "execution_role_arns": [f"arn:aws:iam::{SEARCH}:role/ReviewsExec"],
+                "replicate_offline_store": True, "replica_bucket": "reviews-replica"}
+
+
+@pytest.mark.parametrize("search, reviews, problem", [
+    ({"replicate_offline_store": True}, SAME_ACCOUNT,
+     r"consumers\[1\]\.replica_kms_key: 'alias/featureshare-offline-replica' is already the replica_kms_key of "
+     rf"consumer 'search' in account {SEARCH}"),
+    ({"replicate_offline_store": True, "replica_kms_key": "alias/replicas"},
+     {**SAME_ACCOUNT, "replica_kms_key": f"arn:aws:kms:{REGION}:{SEARCH}:alias/replicas"},
+     r"consumers\[1\]\.replica_kms_key: 'arn:aws:kms:.*:alias/replicas' is already the replica_kms_key of consumer "
+     r"'search'"),
+    ({"kms_key": "alias/search-training", "replicate_offline_store": True, "replica_kms_key": "alias/search-training"},
+     None, r"consumers\[0\]\.replica_kms_key: 'alias/search-training' is already the kms_key of consumer 'search'"),
+    ({"kms_key": "alias/team"}, {**SAME_ACCOUNT, "replica_kms_key": "alias/team"},
+     r"consumers\[1\]\.replica_kms_key: 'alias/team' is already the kms_key of consumer 'search'"),
+])
+def test_a_replica_key_bootstrap_creates_is_no_other_key_of_the_account(search: dict[str, Any],
+                                                                         reviews: dict[str, Any] | None,
+                                                                         problem: str) -> None:
+    # Bootstrap writes the whole policy of the key it creates for an alias, and deletes that key on destroy.
+    with pytest.raises(ConfigError, match=problem):
+        Topology.from_dict(topology_data(search, reviews))
+
+
+def test_replica_key_aliases_may_repeat_across_accounts_and_key_arns_may_be_shared() -> None:
+    opt_in = {"replicate_offline_store": True}
+    assert Topology.from_dict(topology_data(opt_in, {**opt_in, "replica_bucket": "reviews-replica"}))
+    shared = {"replicate_offline_store": True, "replica_kms_key": SEARCH_REPLICA_KEY}
+    assert Topology.from_dict(topology_data(shared, {**SAME_ACCOUNT, **shared}))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Rendering
 

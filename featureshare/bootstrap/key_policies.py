@@ -115,7 +115,8 @@ def foreign_keys(documents: Iterable[PolicyDocument], *, owned: Collection[str],
     """The keys of the KEY documents not named in ``owned``, one per key ARN, in document order, with the
     IDENTITY documents by principal.
 
-    ``accounts`` maps account ids to session names. Every statement needs a Sid (merging goes by Sid).
+    ``accounts`` maps account ids to session names. Every statement needs a Sid, and documents constraining one
+    key must agree on what each Sid says (checking and merging go by Sid); raises ValidationError otherwise.
     """
     documents = list(documents)
     identities: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {}
@@ -133,7 +134,23 @@ def foreign_keys(documents: Iterable[PolicyDocument], *, owned: Collection[str],
                                   "statements by Sid", field="Sid", value=document.name)
         for key_arn in document.attached_to:
             found.setdefault(key_arn, []).append(document)
+    for key_arn, docs in found.items():
+        _one_statement_per_sid(key_arn, docs)
     return [ForeignKey(arn, accounts.get(arn.split(":")[4]), tuple(docs), identities) for arn, docs in found.items()]
+
+
+def _one_statement_per_sid(key_arn: str, documents: Sequence[PolicyDocument]) -> None:
+    """Statements are checked and merged by Sid, so documents constraining one key must agree on what each Sid
+    says (two consumers of different accounts sharing a key do not: each wants its own root to administer it)."""
+    first: dict[str, tuple[str, Any]] = {}
+    for document in documents:
+        for statement in document.document["Statement"]:
+            name, seen = first.setdefault(statement["Sid"], (document.name, canonical(statement)))
+            if seen != canonical(statement):
+                raise ValidationError(
+                    f"{name} and {document.name} both constrain the policy of {key_arn} with different statements "
+                    f"of Sid {statement['Sid']!r}; bootstrap checks and merges key policy statements by Sid",
+                    field="Sid", value=statement["Sid"], hint="give those consumers keys of their own")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -60,10 +60,11 @@ from featureshare.bootstrap.templates import (
     PolicyDocument,
     central_workgroup_name,
     offline_store_role_arn,
+    partition_of,
     policy_documents,
     replica_key_owner,
 )
-from featureshare.config import ConsumerAccount, Topology
+from featureshare.config import ConsumerAccount, Topology, kms_alias
 from featureshare.errors import ConfigError, from_client_error, translate_client_error
 from featureshare.session import AccountSession
 
@@ -170,7 +171,7 @@ class Bootstrap:
     # -- documents -----------------------------------------------------------------------------------------
 
     def _key_alias(self) -> str | None:
-        return _alias_of(self.topology.central.kms_key or DEFAULT_OFFLINE_KEY_ALIAS)
+        return kms_alias(self.topology.central.kms_key or DEFAULT_OFFLINE_KEY_ALIAS)
 
     def _central_key_arn(self) -> str:
         kms = self.topology.central.kms_key
@@ -178,16 +179,20 @@ class Bootstrap:
             return kms
         if self._central_key is not None and self._central_key.arn:
             return self._central_key.arn
-        return f"arn:aws:kms:{self.topology.region}:{self.topology.central.account_id}:{UNKNOWN_KEY}"
+        return self._unknown_key_arn(self.topology.central.account_id)
 
     def _replica_key_arn(self, consumer: ConsumerAccount) -> str:
         """The key ARN of ``consumer``'s replicas: configured, or of the key bootstrap created (once known)."""
-        if _alias_of(consumer.replica_kms_key) is None:
+        if kms_alias(consumer.replica_kms_key) is None:
             return consumer.replica_kms_key
         key = self._replica_keys.get(consumer.name)
         if key is not None and key.arn:
             return key.arn
-        return f"arn:aws:kms:{self.topology.region}:{consumer.account_id}:{UNKNOWN_KEY}"
+        return self._unknown_key_arn(consumer.account_id)
+
+    def _unknown_key_arn(self, account: str) -> str:
+        region = self.topology.region
+        return f"arn:{partition_of(region)}:kms:{region}:{account}:{UNKNOWN_KEY}"
 
     def _keys(self) -> list[KmsKey]:
         """The keys bootstrap creates (their ARNs are learned by reading them)."""
@@ -292,7 +297,7 @@ class Bootstrap:
         """The replica keys to create, first of all: the central replication role's policy names their ARNs.
         Their policies (naming that role) are put later, once the role exists."""
         for consumer in replicating_consumers(self.topology):
-            alias = _alias_of(consumer.replica_kms_key)
+            alias = kms_alias(consumer.replica_kms_key)
             if alias is not None and consumer.name not in self._replica_keys:
                 self._replica_keys[consumer.name] = KmsKey(consumer.name, alias,
                                                            description="featureshare offline store replicas")
@@ -327,7 +332,8 @@ class Bootstrap:
         items: list[Resource] = []
         for arn in consumer.execution_role_arns:
             if self.create_execution_roles:
-                items.append(IamRole(name, _role_name(arn), trust=_execution_role_trust(consumer.account_id),
+                trust = _execution_role_trust(consumer.account_id, partition_of(self.topology.region))
+                items.append(IamRole(name, _role_name(arn), trust=trust,
                                      description="featureshare: consumer execution role (created by bootstrap)",
                                      role_tags={"team": consumer.team}))
             items.append(IamRolePolicy(name, "featureshare-consumer", role=_role_name(arn),
@@ -355,7 +361,7 @@ class Bootstrap:
     def _foreign_keys(self) -> list[ForeignKey]:
         """The keys whose policies a rendered document constrains but bootstrap does not write."""
         owned = {f"replica-key-policy[{c.name}]" for c in replicating_consumers(self.topology)
-                 if _alias_of(c.replica_kms_key) is not None}
+                 if kms_alias(c.replica_kms_key) is not None}
         if self._key_alias() is not None:
             owned.add("offline-key-policy")
         accounts: dict[str, str] = {}
@@ -449,22 +455,12 @@ class Bootstrap:
         return Plan(tuple(done))
 
 
-def _alias_of(kms: str) -> str | None:
-    """``alias/<name>`` of a key configured by alias (bootstrap creates it), ``None`` for a key ARN (an
-    existing key: bootstrap neither creates it nor writes its policy)."""
-    if kms.startswith("alias/"):
-        return kms
-    if ":alias/" in kms:
-        return "alias/" + kms.split(":alias/", 1)[1]
-    return None
-
-
-def _execution_role_trust(account: str) -> dict[str, Any]:
+def _execution_role_trust(account: str, partition: str) -> dict[str, Any]:
     """SageMaker (confined to this account) and the account's own principals may assume the role."""
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "SageMaker", "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
          "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"aws:SourceAccount": account}}},
-        {"Sid": "AccountPrincipals", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+        {"Sid": "AccountPrincipals", "Effect": "Allow", "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
          "Action": ["sts:AssumeRole", "sts:TagSession"]},
     ]}
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from featureshare.bootstrap.templates import partition_of
 from featureshare.errors import error_code, http_status
 from featureshare.session import AccountSession
 
@@ -57,6 +58,12 @@ def canonical(document: Any) -> Any:
 
 def _missing(exc: ClientError) -> bool:
     return error_code(exc) in _MISSING or http_status(exc) == 404
+
+
+def _athena_arn(session: AccountSession, resource: str) -> str:
+    """The ARN of an Athena ``resource`` (``workgroup/<name>``, ...) in the session's account, region and partition."""
+    region = session.region
+    return f"arn:{partition_of(region)}:athena:{region}:{session.account_id}:{resource}"
 
 
 def _tags(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -528,7 +535,7 @@ class AthenaWorkGroup(Resource):
         return {**state, "acl": acl} if acl or self.acl else state
 
     def _arn(self, session: AccountSession) -> str:
-        return f"arn:aws:athena:{session.region}:{session.account_id}:workgroup/{self.name}"
+        return _athena_arn(session, f"workgroup/{self.name}")
 
     def _configuration(self) -> dict[str, Any]:
         result: dict[str, Any] = {"OutputLocation": self.output_location}
@@ -576,7 +583,7 @@ class AthenaDataCatalog(Resource):
             raise
         if not catalog:
             return None
-        arn = f"arn:aws:athena:{session.region}:{session.account_id}:datacatalog/{self.name}"
+        arn = _athena_arn(session, f"datacatalog/{self.name}")
         tags = {t["Key"]: t["Value"] for t in athena.list_tags_for_resource(ResourceARN=arn).get("Tags", [])}
         return {"type": catalog.get("Type"), "catalog-id": catalog.get("Parameters", {}).get("catalog-id", ""),
                 "tags": tags}
