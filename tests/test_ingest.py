@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -145,13 +146,19 @@ def test_iterable_of_dicts_is_read_lazily_in_chunks(setup: Setup, name: str):
             pulled += 1
             yield row
 
+    counting = threading.Lock()  # the two workers finish calls concurrently
+
     def after_call(**_):
         nonlocal completed
-        completed += 1
+        with counting:
+            completed += 1
+
+    def before_call(**_):
+        with counting:
+            pulled_at_calls.append((pulled, completed))
 
     client = writer_client(group.store.session, 10)
-    client.meta.events.register("before-call.*.BatchWriteRecord",
-                                lambda **_: pulled_at_calls.append((pulled, completed)))
+    client.meta.events.register("before-call.*.BatchWriteRecord", before_call)
     client.meta.events.register("after-call.*.BatchWriteRecord", after_call)
 
     chunk_size, max_in_flight = 100, 2
@@ -330,6 +337,27 @@ def test_per_entry_errors_that_are_not_retryable_are_reported_with_their_row_pos
     assert (report.rows_written, report.failed, report.retries, report.throttles, report.calls) == (3, 1, 1, 1, 2)
     assert [(f.position, f.record_id, f.code, f.message) for f in report.failures] == [
         (1, "r1", "ValidationError", "bad record")]
+    stubber.assert_no_pending_responses()
+
+
+def test_identical_rows_in_one_batch_are_each_counted_once_through_errors_and_retries():
+    group, stubber = stubbed()
+    same = entry(7)
+    df = pd.DataFrame({"id": ["r7"] * 4, "ts": ["2024-01-01T00:00:00Z"] * 4, "x": [7] * 4})
+    # One of the four is refused, two are returned for a retry, one of those again; the service echoes
+    # entries, so nothing tells the identical rows apart but their count.
+    stubber.add_response("batch_write_record", {
+        "Errors": [{"Entry": same, "ErrorCode": "ValidationError", "ErrorMessage": "bad record"},
+                   {"Entry": same, "ErrorCode": "ThrottlingException", "ErrorMessage": "slow down"}],
+        "UnprocessedEntries": [same]})
+    stubber.add_response("batch_write_record", {"Errors": [], "UnprocessedEntries": [same]},
+                         {"Entries": [same, same]})
+    stubber.add_response("batch_write_record", {"Errors": [], "UnprocessedEntries": []}, {"Entries": [same]})
+
+    report = ingest(group, df, max_in_flight=1, base_delay=0.001)
+
+    assert (report.rows_written, report.failed, report.retries, report.calls) == (3, 1, 2, 3)
+    assert [(f.record_id, f.code) for f in report.failures] == [("r7", "ValidationError")]
     stubber.assert_no_pending_responses()
 
 
