@@ -245,13 +245,26 @@ class _Execution:
 
 
 _LOCK = threading.RLock()
+#: Cleared while queries are held in QUEUED (:func:`hold_queries`); set otherwise.
+_RELEASED = threading.Event()
+_RELEASED.set()
 # Athena's state per (account, region), like a moto backend; reset() clears it with the embedded AWS.
 _EXECUTIONS: dict[tuple[str, str], dict[str, _Execution]] = {}
 _TOKENS: dict[tuple[str, str, str], str] = {}
 
 
+def hold_queries(held: bool) -> None:
+    """Hold every query (started before or after) in QUEUED until released, or release them: a query's state
+    is then decided by the caller (stop it, time out on it) instead of by how fast the engine is."""
+    if held:
+        _RELEASED.clear()
+    else:
+        _RELEASED.set()
+
+
 def reset() -> None:
     """Cancel running queries and forget every query execution (called when the embedded AWS stops)."""
+    _RELEASED.set()
     with _LOCK:
         executions = [e for bucket in _EXECUTIONS.values() for e in bucket.values()]
         _EXECUTIONS.clear()
@@ -378,6 +391,9 @@ def _check_output_bucket(execution: _Execution) -> None:
 
 def _run(execution: _Execution, account: str, region: str) -> None:
     """Worker thread: run the statement, write its result files, record the final state."""
+    while not _RELEASED.wait(0.01):  # held in QUEUED (hold_queries) until released or cancelled
+        if execution.token.cancelled:
+            return
     started = time.monotonic()
     with _LOCK:
         if execution.state != QueryState.QUEUED:

@@ -29,12 +29,14 @@ Emulation limits: only one ``EmbeddedAWS`` may run at a time in a process (moto'
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -44,6 +46,7 @@ import botocore.loaders
 import botocore.session
 
 from featureshare.errors import ConfigError, UnsupportedError
+from featureshare.local import athena_service
 from featureshare.local import moto_internals as mi
 from featureshare.local.faults import FaultConfig, FaultInjector
 from featureshare.local.featurestore import FeatureStore
@@ -238,6 +241,20 @@ class EmbeddedAWS:
     def clear_faults(self) -> None:
         """Stop injecting faults (``fault_counts`` keeps its totals)."""
         self.faults.clear()
+
+    @contextlib.contextmanager
+    def hold_queries(self) -> Iterator[None]:
+        """Athena queries stay QUEUED inside this block (released at its end): test what a job does with a
+        query that has not finished -- a timeout, a stop -- without racing the engine.
+
+        >>> with aws.hold_queries():  # doctest: +SKIP
+        ...     built = training_set.build(session=consumer, output_uri=uri, timeout=0)  # WaitTimeoutError
+        """
+        athena_service.hold_queries(True)
+        try:
+            yield
+        finally:
+            athena_service.hold_queries(False)
 
     @property
     def fault_counts(self) -> dict[str, int]:

@@ -209,6 +209,26 @@ def test_stop_query_execution_cancels_a_running_query(athena):
     assert wait(athena, query_id, timeout=5)["Status"]["State"] == "CANCELLED"
 
 
+def test_held_queries_stay_queued_until_released_or_stopped(aws, athena):
+    embedded = aws[0]
+    with embedded.hold_queries():
+        finishing = start(athena, "SELECT 1")
+        stopped = start(athena, "SELECT 2")
+        for query_id in (finishing, stopped):
+            assert athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"]["State"] \
+                == "QUEUED"
+        athena.stop_query_execution(QueryExecutionId=stopped)
+        assert athena.get_query_execution(QueryExecutionId=stopped)["QueryExecution"]["Status"]["State"] \
+            == "CANCELLED"
+        assert athena.get_query_execution(QueryExecutionId=finishing)["QueryExecution"]["Status"]["State"] \
+            == "QUEUED"
+
+    assert wait(athena, finishing)["Status"]["State"] == "SUCCEEDED"
+    assert athena.get_query_results(QueryExecutionId=finishing)["ResultSet"]["Rows"][1]["Data"][0]["VarCharValue"] \
+        == "1"
+    assert athena.get_query_execution(QueryExecutionId=stopped)["QueryExecution"]["Status"]["State"] == "CANCELLED"
+
+
 def test_list_and_batch_get_query_executions_see_queries_of_the_workgroup(athena):
     ids = [start(athena, f"SELECT {i}") for i in range(3)]
     for query_id in ids:
