@@ -270,7 +270,9 @@ def _record_bytes(record: list[dict[str, str]]) -> int:
     chars = sum(len(v["FeatureName"]) + len(v["ValueAsString"]) for v in record)
     if chars * 4 <= MAX_RECORD_BYTES:  # UTF-8 needs at most 4 bytes a character: encode only when it matters
         return chars
-    return sum(len(v["FeatureName"].encode()) + len(v["ValueAsString"].encode()) for v in record)
+    # surrogatepass: a lone surrogate must not stop the ingestion here (Feature Store answers for that record)
+    return sum(len(v["FeatureName"].encode()) + len(v["ValueAsString"].encode("utf-8", "surrogatepass"))
+               for v in record)
 
 
 def _invalid_row(position: int, record_id: str | None, event_time: str | None,

@@ -143,6 +143,11 @@ def _integral(series: pd.Series) -> Converted:
     if ptypes.is_integer_dtype(series.dtype):
         ints = series.to_numpy(dtype=series.dtype.numpy_dtype if hasattr(series.dtype, "numpy_dtype")
                                else series.dtype, na_value=0)
+        if ints.dtype == np.uint64 and (too_big := (ints >= np.uint64(2**63)) & ~missing).any():
+            # the only integer dtype wider than Feature Store's 64-bit signed Integral
+            errors = _empty_errors(len(ints))
+            errors[too_big] = [f"{x!r} does not fit a 64-bit Integral" for x in ints[too_big].tolist()]
+            return Converted(values=_with_missing(ints.astype(str), missing | too_big), errors=errors)
         return _ok(_with_missing(ints.astype(str), missing))
     if ptypes.is_float_dtype(series.dtype):
         arr = series.to_numpy(dtype="float64", na_value=np.nan)

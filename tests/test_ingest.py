@@ -445,6 +445,18 @@ def test_prepare_converts_types_without_trailing_zero_and_omits_missing_values()
     assert [v["FeatureName"] for v in entries[1].record] == ["id", "ts"]
 
 
+def test_a_lone_surrogate_in_a_large_record_does_not_stop_the_sizing():
+    group, _ = stubbed({"id": "String", "ts": "Fractional", "text": "String"})
+    big = "\ud800" + "é" * 100_000  # over the size check's cheap bound, with a value UTF-8 cannot encode
+    df = pd.DataFrame({"id": ["a", "b"], "ts": [1.7e9, 1.7e9],
+                       "text": pd.Series([big, big * 2], dtype=object)})  # pyarrow strings refuse it
+
+    entries, failures = prepare(df, group, start=0)
+
+    assert [e.position for e in entries] == [0]  # 200,005 bytes: sent, Feature Store judges the surrogate
+    assert [(f.position, f.code) for f in failures] == [(1, "RecordTooLarge")]
+
+
 def test_report_rates_and_summary():
     report = IngestReport(group="g", rows_seen=10, rows_written=10, elapsed_s=2.0)
     assert report.rows_per_s == 5.0 and report.ok

@@ -40,6 +40,16 @@ def test_whole_floats_become_integers_without_trailing_zero():
     assert not converted.has_errors
 
 
+@pytest.mark.parametrize("dtype", ["uint64", "UInt64"])
+def test_unsigned_values_past_the_64_bit_signed_range_are_row_errors(dtype):
+    converted = to_value_strings(pd.Series([1, 2**63 - 1, 2**63, 2**64 - 1], dtype=dtype), "Integral")
+
+    assert list(converted.values[:2]) == ["1", str(2**63 - 1)]
+    assert list(converted.values[2:]) == [None, None]
+    assert converted.errors[1] is None and "does not fit a 64-bit Integral" in converted.errors[2]
+    assert str(2**64 - 1) in converted.errors[3]
+
+
 def test_non_whole_float_in_integral_column_is_a_row_error_not_a_silent_truncation():
     converted = to_value_strings(pd.Series([1.0, 2.5, np.inf]), "Integral")
     assert list(converted.values) == ["1", None, None]
