@@ -174,6 +174,11 @@ def bootstrap() -> None:
     key ARNs) are checked, never rewritten: what they lack is listed under ACTION NEEDED on stderr, with the
     statements to add (exit code 0, or 13 with --strict). --merge-key-policies merges those statements instead
     (by Sid, every other statement untouched); destroy removes only what was merged.
+
+    Bootstrap takes over nothing it did not create (tagged managed-by=featureshare): plan and apply stop, naming
+    the setting, where a key alias names another key, a role, workgroup or data catalog exists untagged and
+    differs from what bootstrap would make, or the offline bucket replicates with another role; destroy never
+    deletes what bootstrap did not create.
     """
 
 

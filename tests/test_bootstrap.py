@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,118 @@ def test_apply_outside_the_aws_partition_is_idempotent_and_names_the_region_s_pa
         trust = aws.admin_session("consumer").client("iam").get_role(
             RoleName="SearchSageMakerExecution")["Role"]["AssumeRolePolicyDocument"]
         assert f"arn:{partition}:iam::222222222222:root" in json.dumps(trust)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What bootstrap did not create: never taken over, never destroyed
+
+OFFLINE_BUCKET = "featureshare-offline-111111111111"
+TRAINING_BUCKET = "featureshare-training-222222222222"
+OTHER_TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+OWNER = [{"Key": "owner", "Value": "data-platform"}]
+
+
+def test_an_offline_key_alias_naming_a_key_bootstrap_did_not_create_is_refused_and_its_arn_is_checked_instead(
+        aws, topology) -> None:
+    kms = aws.admin_session("central").client("kms")
+    key = kms.create_key(Description="the offline store's data key", Tags=[
+        {"TagKey": "owner", "TagValue": "data-platform"}])["KeyMetadata"]
+    kms.create_alias(AliasName="alias/featureshare-offline", TargetKeyId=key["KeyId"])
+    policy = kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"]
+    for attempt in (booted(aws, topology).plan, booted(aws, topology).apply):
+        with pytest.raises(ConfigError, match=rf"central\.kms_key: alias/featureshare-offline names key "
+                                              rf"{key['KeyId']} in account 111111111111, .*set central\.kms_key = "
+                                              rf"\"{key['Arn']}\".* choose another alias") as refused:
+            attempt()
+        assert len(refused.value.problems) == 1
+    assert kms.list_resource_tags(KeyId=key["KeyId"])["Tags"] == [{"TagKey": "owner", "TagValue": "data-platform"}]
+    assert kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"] == policy
+    assert aws.admin_session("central").client("iam").list_roles()["Roles"] == []
+
+    as_is = replace(topology, central=replace(topology.central, kms_key=key["Arn"]))
+    (needed,) = booted(aws, as_is).plan().actions_needed
+    assert (needed.key_arn, needed.documents) == (key["Arn"], ("offline-key-policy",))
+    booted(aws, as_is).apply()
+    booted(aws, topology).destroy()
+    assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def test_existing_buckets_execution_roles_and_databases_are_used_and_never_destroyed(aws, topology) -> None:
+    consumer = aws.admin_session("consumer")
+    s3, iam, glue = consumer.client("s3"), consumer.client("iam"), consumer.client("glue")
+    s3.create_bucket(Bucket=TRAINING_BUCKET)
+    s3.put_bucket_tagging(Bucket=TRAINING_BUCKET, Tagging={"TagSet": [{"Key": "cost-center", "Value": "ml"}]})
+    s3.put_object(Bucket=TRAINING_BUCKET, Key="models/model.tar.gz", Body=b"weights")
+    iam.create_role(RoleName="SearchSageMakerExecution", AssumeRolePolicyDocument=json.dumps(OTHER_TRUST),
+                    Tags=[{"Key": "team", "Value": "search"}])
+    glue.create_database(DatabaseInput={"Name": "featureshare_scratch", "Parameters": {"owner": "search"}})
+
+    plan = booted(aws, topology).plan()
+    actions = {c.address: c.action for c in plan.changes}
+    assert actions[f"search:s3-bucket:{TRAINING_BUCKET}"] is Action.UPDATE  # encryption, versioning, ...
+    assert actions["search:iam-role:SearchSageMakerExecution"] is Action.NOOP
+    assert actions["search:glue-database:featureshare_scratch"] is Action.NOOP
+    booted(aws, topology).apply()
+    assert booted(aws, topology).plan().empty
+    assert s3.get_bucket_tagging(Bucket=TRAINING_BUCKET)["TagSet"] == [{"Key": "cost-center", "Value": "ml"}]
+    assert s3.get_bucket_versioning(Bucket=TRAINING_BUCKET)["Status"] == "Enabled"
+    assert iam.list_role_policies(RoleName="SearchSageMakerExecution")["PolicyNames"] == ["featureshare-consumer"]
+
+    booted(aws, topology).destroy(force=True)
+    assert s3.get_object(Bucket=TRAINING_BUCKET, Key="models/model.tar.gz")["Body"].read() == b"weights"
+    assert "CentralAccessRoleReadsResults" in s3.get_bucket_policy(Bucket=TRAINING_BUCKET)["Policy"]
+    role = iam.get_role(RoleName="SearchSageMakerExecution")["Role"]
+    assert role["AssumeRolePolicyDocument"] == OTHER_TRUST
+    assert iam.list_role_policies(RoleName="SearchSageMakerExecution")["PolicyNames"] == []
+    assert glue.get_database(Name="featureshare_scratch")["Database"]["Parameters"] == {"owner": "search"}
+    assert [b["Name"] for b in aws.admin_session("central").client("s3").list_buckets()["Buckets"]] == []
+
+
+def _foreign_workgroup_and_catalog(aws: EmbeddedAWS, output: str, catalog_id: str) -> None:
+    athena = aws.admin_session("consumer").client("athena")
+    athena.create_work_group(Name="featureshare", Tags=OWNER, Configuration={
+        "ResultConfiguration": {"OutputLocation": output, "ExpectedBucketOwner": "222222222222"},
+        "EnforceWorkGroupConfiguration": True})
+    athena.create_data_catalog(Name="central", Type="GLUE", Parameters={"catalog-id": catalog_id}, Tags=OWNER)
+
+
+def test_a_role_workgroup_or_catalog_bootstrap_did_not_create_is_refused_unless_it_is_what_bootstrap_would_make(
+        aws, topology) -> None:
+    iam = aws.admin_session("central").client("iam")
+    iam.create_role(RoleName="FeatureShareAccess", AssumeRolePolicyDocument=json.dumps(OTHER_TRUST))
+    _foreign_workgroup_and_catalog(aws, "s3://analytics-results/", "999999999999")
+    for attempt in (booted(aws, topology).plan, booted(aws, topology).apply):
+        with pytest.raises(ConfigError, match="bootstrap does not take over what it did not create") as refused:
+            attempt()
+        assert [problem.split(": ")[0] for problem in refused.value.problems] == [
+            "central.access_role_arn", "consumers[0].athena_workgroup", "consumers[0].central_catalog"]
+        assert "differs from what bootstrap would make it (catalog-id)" in refused.value.problems[2]
+        assert "tag it managed-by=featureshare to hand it to bootstrap" in refused.value.problems[0]
+    athena = aws.admin_session("consumer").client("athena")
+    assert athena.get_data_catalog(Name="central")["DataCatalog"]["Parameters"] == {"catalog-id": "999999999999"}
+    assert iam.get_role(RoleName="FeatureShareAccess")["Role"]["AssumeRolePolicyDocument"] == OTHER_TRUST
+    assert aws.admin_session("consumer").client("s3").list_buckets()["Buckets"] == []
+
+    # The same names, already what bootstrap would make them: used as they are, and left by destroy.
+    iam.delete_role(RoleName="FeatureShareAccess")
+    athena.delete_work_group(WorkGroup="featureshare")
+    athena.delete_data_catalog(Name="central")
+    _foreign_workgroup_and_catalog(aws, f"s3://{TRAINING_BUCKET}/athena-results/", "111111111111")
+    booted(aws, topology).apply()
+    assert booted(aws, topology).plan().empty
+    booted(aws, topology).destroy()
+    assert athena.get_work_group(WorkGroup="featureshare")["WorkGroup"]["Name"] == "featureshare"
+    assert athena.get_data_catalog(Name="central")["DataCatalog"]["Parameters"] == {"catalog-id": "111111111111"}
+
+
+def test_destroy_leaves_the_statements_others_added_to_the_glue_catalog_policy(aws, topology) -> None:
+    booted(aws, topology).apply()
+    glue = aws.admin_session("central").client("glue")
+    policy = json.loads(glue.get_resource_policy()["PolicyInJson"])
+    theirs = {"Sid": "AnalyticsReadsCatalog", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
+              "Action": "glue:GetDatabase", "Resource": "arn:aws:glue:us-east-1:111111111111:catalog"}
+    glue.put_resource_policy(PolicyInJson=json.dumps({**policy, "Statement": [*policy["Statement"], theirs]}),
+                             EnableHybrid="TRUE")
+    booted(aws, topology).destroy()
+    assert json.loads(glue.get_resource_policy()["PolicyInJson"])["Statement"] == [theirs]

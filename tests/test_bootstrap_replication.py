@@ -173,6 +173,16 @@ def test_the_offline_bucket_gets_one_v2_rule_per_replicating_consumer() -> None:
     assert reviews["Destination"]["EncryptionConfiguration"] == {"ReplicaKmsKeyID": REVIEWS_REPLICA_KEY}
 
 
+def test_bootstrap_s_rules_follow_the_rules_of_others_and_take_the_priorities_they_leave_free() -> None:
+    theirs = [{"ID": "to-archive", "Priority": 2, "Status": "Enabled", "Filter": {"Prefix": "exports/"},
+               "Destination": {"Bucket": "arn:aws:s3:::archive"}}, {"ID": "to-audit", "Priority": 1}]
+    configuration = replication_configuration(TOPOLOGY, {"search": SEARCH_REPLICA_KEY,
+                                                         "reviews": REVIEWS_REPLICA_KEY}, kept_rules=theirs)
+    assert configuration["Rules"][:2] == theirs
+    assert [(rule["ID"], rule["Priority"]) for rule in configuration["Rules"][2:]] == [
+        ("featureshare-search", 3), ("featureshare-reviews", 4)]
+
+
 def test_replication_documents_exist_only_for_consumers_that_opt_in() -> None:
     assert not [name for name in policy_documents(Topology.from_dict(topology_data())) if "replica" in name]
     only_reviews = policy_documents(Topology.from_dict(topology_data(reviews={
@@ -428,3 +438,108 @@ def test_destroy_removes_the_replication_configuration_the_replica_bucket_and_ke
         consumer.client("kms").describe_key(KeyId="alias/featureshare-offline-replica")
     plan = booted(aws, topology).plan()
     assert {c.action for c in plan.changes} == {Action.CREATE}
+
+
+REPLICATION_ROLE_NAME = "featureshare-offline-replication"
+CENTRAL_REPLICATION_ROLE = f"arn:aws:iam::111111111111:role/{REPLICATION_ROLE_NAME}"
+
+
+def their_rule(rule_id: str, priority: int) -> dict[str, Any]:
+    return {"ID": rule_id, "Priority": priority, "Status": "Enabled", "Filter": {"Prefix": "exports/"},
+            "DeleteMarkerReplication": {"Status": "Disabled"},
+            "Destination": {"Bucket": "arn:aws:s3:::analytics-archive"}}
+
+
+def replication_of(aws: EmbeddedAWS) -> dict[str, Any]:
+    return aws.admin_session("central").client("s3").get_bucket_replication(Bucket=OFFLINE_BUCKET)[
+        "ReplicationConfiguration"]
+
+
+def test_a_replica_key_alias_naming_a_key_bootstrap_did_not_create_is_refused(aws) -> None:
+    kms = aws.admin_session("consumer").client("kms")
+    key = kms.create_key(Description="search's own key", Tags=[{"TagKey": "team", "TagValue": "search"}])[
+        "KeyMetadata"]
+    kms.create_alias(AliasName="alias/featureshare-offline-replica", TargetKeyId=key["KeyId"])
+    policy = kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"]
+    topology = example(replicate_offline_store=True)
+    for attempt in (booted(aws, topology).plan, booted(aws, topology).apply):
+        with pytest.raises(ConfigError, match=rf"consumers\[0\]\.replica_kms_key: alias/featureshare-offline-replica "
+                                              rf"names key {key['KeyId']} in account 222222222222, .*set "
+                                              rf"consumers\[0\]\.replica_kms_key = \"{key['Arn']}\""):
+            attempt()
+    assert kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"] == policy
+    assert kms.list_resource_tags(KeyId=key["KeyId"])["Tags"] == [{"TagKey": "team", "TagValue": "search"}]
+    assert aws.admin_session("central").client("iam").list_roles()["Roles"] == []
+
+
+def test_a_replication_configuration_with_another_role_is_refused_and_left_as_it_is(aws) -> None:
+    booted(aws, example()).apply()
+    theirs = {"Role": "arn:aws:iam::111111111111:role/analytics-replication", "Rules": [their_rule("to-archive", 1)]}
+    aws.admin_session("central").client("s3").put_bucket_replication(Bucket=OFFLINE_BUCKET,
+                                                                     ReplicationConfiguration=theirs)
+    assert booted(aws, example()).plan().empty  # without opting in, bootstrap has nothing to say about it
+    topology = example(replicate_offline_store=True)
+    for attempt in (booted(aws, topology).plan, booted(aws, topology).apply):
+        with pytest.raises(ConfigError, match=rf"central\.offline_bucket: bucket {OFFLINE_BUCKET} has a replication "
+                                              r"configuration that bootstrap did not write, with role "
+                                              r"arn:aws:iam::111111111111:role/analytics-replication \(rules: "
+                                              r"to-archive\)\. S3 keeps one replication configuration per bucket"):
+            attempt()
+    assert replication_of(aws) == theirs
+    assert REPLICATION_ROLE_NAME not in [r["RoleName"] for r in aws.admin_session("central").client(
+        "iam").list_roles()["Roles"]]
+
+
+def test_rules_of_others_under_bootstrap_s_role_are_kept_and_priorities_stay_unique(aws) -> None:
+    aws.admin_session("central").client("s3").create_bucket(Bucket=OFFLINE_BUCKET)  # an existing offline store
+    topology = example(replicate_offline_store=True)
+    booted(aws, topology).apply()
+    theirs = their_rule("to-archive", 1)
+    aws.admin_session("central").client("s3").put_bucket_replication(
+        Bucket=OFFLINE_BUCKET, ReplicationConfiguration={"Role": CENTRAL_REPLICATION_ROLE, "Rules": [theirs]})
+    (change,) = booted(aws, topology).plan().pending
+    assert (change.action, change.address) == (Action.UPDATE, f"central:s3-bucket-replication:{OFFLINE_BUCKET}")
+    assert not any(line.startswith("-") for line in change.diff)
+    booted(aws, topology).apply()
+    assert booted(aws, topology).plan().empty
+    rules = replication_of(aws)["Rules"]
+    assert [(rule["ID"], rule["Priority"]) for rule in rules] == [("to-archive", 1), ("featureshare-search", 2)]
+    assert rules[0] == theirs
+
+    # Opting out removes bootstrap's rule and the role's policy; the role stays, since their rule uses it.
+    opted_out = example()
+    plan = booted(aws, opted_out).plan()
+    assert [(c.action, c.address) for c in plan.pending] == [
+        (Action.UPDATE, f"central:s3-bucket-replication:{OFFLINE_BUCKET}"),
+        (Action.DELETE, f"central:iam-role-policy:{REPLICATION_ROLE_NAME}/{REPLICATION_ROLE_NAME}")]
+    booted(aws, opted_out).apply()
+    assert booted(aws, opted_out).plan().empty
+    assert replication_of(aws) == {"Role": CENTRAL_REPLICATION_ROLE, "Rules": [theirs]}
+    # destroy removes bootstrap's rules only, and leaves the role their rule uses (and the bucket it did not create)
+    booted(aws, topology).apply()
+    booted(aws, topology).destroy()
+    assert replication_of(aws) == {"Role": CENTRAL_REPLICATION_ROLE, "Rules": [theirs]}
+    iam = aws.admin_session("central").client("iam")
+    assert iam.get_role(RoleName=REPLICATION_ROLE_NAME)["Role"]["Arn"] == CENTRAL_REPLICATION_ROLE
+    assert iam.list_role_policies(RoleName=REPLICATION_ROLE_NAME)["PolicyNames"] == []
+
+
+def test_opting_out_the_last_consumer_removes_the_configuration_the_replication_role_and_its_policy(aws) -> None:
+    booted(aws, example(replicate_offline_store=True)).apply()
+    opted_out = example()
+    plan = booted(aws, opted_out).plan()
+    assert [(c.action, c.address) for c in plan.pending] == [
+        (Action.DELETE, f"central:s3-bucket-replication:{OFFLINE_BUCKET}"),
+        (Action.DELETE, f"central:iam-role-policy:{REPLICATION_ROLE_NAME}/{REPLICATION_ROLE_NAME}"),
+        (Action.DELETE, f"central:iam-role:{REPLICATION_ROLE_NAME}")]
+    assert any(line.startswith("-") and '"ID": "featureshare-search"' in line for line in plan.pending[0].diff)
+    applied = booted(aws, opted_out).apply()
+    assert [c.action for c in applied.pending] == [Action.DELETE] * 3
+    assert booted(aws, opted_out).plan().empty
+    with pytest.raises(ClientError, match="ReplicationConfigurationNotFoundError"):
+        replication_of(aws)
+    assert REPLICATION_ROLE_NAME not in [r["RoleName"] for r in aws.admin_session("central").client(
+        "iam").list_roles()["Roles"]]
+    # The replica bucket keeps the consumer's replicas.
+    assert EMBEDDED_REPLICA in [b["Name"] for b in aws.admin_session("consumer").client("s3").list_buckets()[
+        "Buckets"]]

@@ -40,7 +40,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from featureshare.bootstrap.resources import Resource, canonical
+from featureshare.bootstrap.resources import Resource, Unowned, canonical
 from featureshare.bootstrap.templates import DocumentKind, PolicyDocument
 from featureshare.errors import UnsupportedError, ValidationError, error_code, from_client_error
 from featureshare.iampolicy import Decision, Request, evaluate
@@ -395,6 +395,7 @@ class MergedKeyPolicy(Resource):
     """
 
     statements: tuple[Statement, ...] = ()
+    unowned: Unowned = field(default=Unowned.CONFIGURE, kw_only=True)
     _policy: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _recorded: tuple[str, ...] = field(default=(), init=False, repr=False)
 

@@ -4,6 +4,12 @@
 ``destroy`` removes only what bootstrap created (tagged ``managed-by=featureshare``), refusing non-empty
 buckets unless ``force``.
 
+Bootstrap takes over nothing it did not create: ``plan`` and ``apply`` raise ConfigError, before anything is
+written, when a key alias bootstrap would create names another key, when a role, workgroup or data catalog of
+the topology exists without the tag and differs from what bootstrap would make it, or when the offline bucket
+replicates with a role other than bootstrap's (see :class:`~featureshare.bootstrap.resources.Unowned`). Once no
+consumer replicates, ``apply`` removes bootstrap's replication rules, role and role policy.
+
 Keys bootstrap does not own (every consumer ``kms_key``; ``central.kms_key`` and ``replica_kms_key`` given as key
 ARNs) keep their policies: ``plan`` and ``apply`` check them and list what they lack in ``Plan.actions_needed``
 (see :mod:`featureshare.bootstrap.key_policies`), or, with ``merge_key_policies``, merge the missing statements
@@ -41,6 +47,7 @@ from featureshare.bootstrap.key_policies import (
 )
 from featureshare.bootstrap.replication import replicating_consumers, replication_configuration
 from featureshare.bootstrap.resources import (
+    MANAGED_TAG,
     AthenaDataCatalog,
     AthenaWorkGroup,
     GlueDatabase,
@@ -53,6 +60,7 @@ from featureshare.bootstrap.resources import (
     S3Bucket,
     S3BucketPolicy,
     S3BucketReplication,
+    Unowned,
 )
 from featureshare.bootstrap.templates import (
     CENTRAL_SCRATCH_DATABASE,
@@ -118,9 +126,9 @@ class Plan:
                 "actions_needed": [a.to_dict() for a in self.actions_needed]}
 
 
-def _diff(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> tuple[str, ...]:
+def _diff(current: Mapping[str, Any] | None, desired: Mapping[str, Any] | None) -> tuple[str, ...]:
     before = json.dumps(current, indent=2, sort_keys=True).splitlines() if current is not None else []
-    after = json.dumps(desired, indent=2, sort_keys=True).splitlines()
+    after = json.dumps(desired, indent=2, sort_keys=True).splitlines() if desired is not None else []
     return tuple(line for line in difflib.unified_diff(before, after, "current", "desired", lineterm="", n=2)
                  if not line.startswith(("---", "+++")))
 
@@ -153,6 +161,7 @@ class Bootstrap:
     _replica_keys: dict[str, KmsKey] = field(default_factory=dict, init=False, repr=False)
     _documents: dict[str, PolicyDocument] = field(default_factory=dict, init=False, repr=False)
     _documents_keys: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _replication: S3BucketReplication | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         missing = [name for name in ("central", *(c.name for c in self.topology.consumers))
@@ -243,7 +252,8 @@ class Bootstrap:
     # -- resources -----------------------------------------------------------------------------------------
 
     def resources(self) -> list[Resource]:
-        """Every managed resource, in apply order (destroy runs it backwards)."""
+        """Every managed resource, in apply order (destroy runs it backwards); once no consumer replicates, with
+        the replication role and policy to remove."""
         central = self.topology.central
         access_role = _role_name(central.access_role_arn)
         store_role = _role_name(offline_store_role_arn(self.topology))
@@ -251,14 +261,16 @@ class Bootstrap:
         alias = self._key_alias()
         if alias is not None:
             if self._central_key is None:
-                self._central_key = KmsKey("central", alias, description="featureshare offline store")
+                self._central_key = KmsKey("central", alias, description="featureshare offline store",
+                                           setting="central.kms_key")
             items.append(self._central_key)
         items += self._replica_key_resources()
         items += [
             IamRole("central", access_role, trust=lambda: self._document("central-access-role-trust"),
-                    description="featureshare: assumed by consumer execution roles"),
+                    description="featureshare: assumed by consumer execution roles", setting="central.access_role_arn"),
             IamRole("central", store_role, trust=lambda: self._document("offline-store-role-trust"),
-                    description="featureshare: SageMaker writes the offline store with it"),
+                    description="featureshare: SageMaker writes the offline store with it",
+                    setting="central.offline_store_role_arn"),
             IamRolePolicy("central", "featureshare-access", role=access_role,
                           document=lambda: self._document("central-access-role-permissions")),
             IamRolePolicy("central", "featureshare-offline-store", role=store_role,
@@ -272,9 +284,9 @@ class Bootstrap:
             items.append(KmsKeyPolicy("central", alias, document=lambda: self._document("offline-key-policy")))
         items += [
             S3Bucket("central", central.offline_bucket, region=self.topology.region,
-                     kms_key=self._central_key_arn),
+                     kms_key=self._central_key_arn, setting="central.offline_bucket"),
             S3BucketPolicy("central", central.offline_bucket,
-                           document=lambda: self._document("offline-bucket-policy")),
+                           document=lambda: self._document("offline-bucket-policy"), setting="central.offline_bucket"),
             GlueResourcePolicy("central", "catalog",
                                document=lambda: self._document("glue-catalog-resource-policy")),
         ]
@@ -282,16 +294,33 @@ class Bootstrap:
         items.append(GlueDatabase("central", CENTRAL_SCRATCH_DATABASE))
         items += [AthenaWorkGroup("central", central_workgroup_name(consumer),
                                   output_location=f"{consumer.athena_results_uri}central/",
-                                  expected_bucket_owner=consumer.account_id, acl="BUCKET_OWNER_FULL_CONTROL")
+                                  expected_bucket_owner=consumer.account_id, acl="BUCKET_OWNER_FULL_CONTROL",
+                                  setting=self._setting(consumer, "athena_workgroup"))
                   for consumer in self.topology.consumers]
         for consumer in self.topology.consumers:
             items += self._consumer_resources(consumer)
         # Last: the configuration names the replication role and the replica buckets (versioned), made above.
-        replicating = replicating_consumers(self.topology)
-        if replicating:
-            items.append(S3BucketReplication("central", central.offline_bucket, configuration=lambda: (
-                replication_configuration(self.topology, {c.name: self._replica_key_arn(c) for c in replicating}))))
+        # Always there: once no consumer replicates, bootstrap's rules are removed (and then its role).
+        items.append(self._replication_configuration())
+        if not replicating_consumers(self.topology):
+            items += self._replication_role_resources(retired=True)
         return items
+
+    def _setting(self, consumer: ConsumerAccount, name: str) -> str:
+        return f"consumers[{self.topology.consumers.index(consumer)}].{name}"
+
+    def _replication_configuration(self) -> S3BucketReplication:
+        if self._replication is None:
+            replicating = replicating_consumers(self.topology)
+            self._replication = S3BucketReplication(
+                "central", self.topology.central.offline_bucket, setting="central.offline_bucket",
+                configuration=lambda kept: replication_configuration(
+                    self.topology, {c.name: self._replica_key_arn(c) for c in replicating}, kept_rules=kept))
+        return self._replication
+
+    def _replication_role_in_use(self) -> bool:
+        """Whether replication rules bootstrap did not write use its replication role: the role then stays."""
+        return self._replication_configuration().others_use_role(self.sessions["central"])
 
     def _replica_key_resources(self) -> list[Resource]:
         """The replica keys to create, first of all: the central replication role's policy names their ARNs.
@@ -300,26 +329,32 @@ class Bootstrap:
             alias = kms_alias(consumer.replica_kms_key)
             if alias is not None and consumer.name not in self._replica_keys:
                 self._replica_keys[consumer.name] = KmsKey(consumer.name, alias,
-                                                           description="featureshare offline store replicas")
+                                                           description="featureshare offline store replicas",
+                                                           setting=self._setting(consumer, "replica_kms_key"))
         return list(self._replica_keys.values())
 
-    def _replication_role_resources(self) -> list[Resource]:
-        if not replicating_consumers(self.topology):
+    def _replication_role_resources(self, *, retired: bool = False) -> list[Resource]:
+        """The central replication role and its policy while a consumer replicates; ``retired`` (once none does),
+        the same to remove, policy first -- the role stays while rules of others use it."""
+        if not retired and not replicating_consumers(self.topology):
             return []
         role = DEFAULT_REPLICATION_ROLE_NAME
-        return [
+        items: list[Resource] = [
             IamRole("central", role, trust=lambda: self._document("offline-replication-role-trust"),
-                    description="featureshare: S3 replicates the offline store to consumer replica buckets"),
-            IamRolePolicy("central", "featureshare-offline-replication", role=role,
+                    description="featureshare: S3 replicates the offline store to consumer replica buckets",
+                    retired=retired, needed_by_others=self._replication_role_in_use),
+            IamRolePolicy("central", "featureshare-offline-replication", role=role, retired=retired,
                           document=lambda: self._document("offline-replication-role-permissions")),
         ]
+        return items[::-1] if retired else items
 
     def _replica_resources(self, consumer: ConsumerAccount) -> list[Resource]:
         name = consumer.name
+        setting = self._setting(consumer, "replica_bucket")
         items: list[Resource] = [
             S3Bucket(name, consumer.replica_bucket, region=self.topology.region,
-                     kms_key=lambda c=consumer: self._replica_key_arn(c)),
-            S3BucketPolicy(name, consumer.replica_bucket,
+                     kms_key=lambda c=consumer: self._replica_key_arn(c), setting=setting),
+            S3BucketPolicy(name, consumer.replica_bucket, setting=setting,
                            document=lambda: self._document(f"replica-bucket-policy[{name}]")),
         ]
         key = self._replica_keys.get(name)
@@ -333,9 +368,11 @@ class Bootstrap:
         for arn in consumer.execution_role_arns:
             if self.create_execution_roles:
                 trust = _execution_role_trust(consumer.account_id, partition_of(self.topology.region))
+                # An execution role that exists already is yours: its trust policy and tags stay as they are.
                 items.append(IamRole(name, _role_name(arn), trust=trust,
                                      description="featureshare: consumer execution role (created by bootstrap)",
-                                     role_tags={"team": consumer.team}))
+                                     role_tags={"team": consumer.team}, unowned=Unowned.USE,
+                                     setting=self._setting(consumer, "execution_role_arns")))
             items.append(IamRolePolicy(name, "featureshare-consumer", role=_role_name(arn),
                                        document=lambda n=name: self._document(f"consumer-execution-role-policy[{n}]")))
             if f"consumer-execution-role-training-key[{name}]" in self.documents():
@@ -343,14 +380,18 @@ class Bootstrap:
                     name, "featureshare-training-key", role=_role_name(arn),
                     document=lambda n=name: self._document(f"consumer-execution-role-training-key[{n}]")))
         key = self._consumer_key_arn(consumer) if consumer.kms_key else None
+        bucket = self._setting(consumer, "training_bucket")
         items += [
-            S3Bucket(name, consumer.training_bucket, region=self.topology.region, kms_key=lambda k=key: k),
-            S3BucketPolicy(name, consumer.training_bucket,
+            S3Bucket(name, consumer.training_bucket, region=self.topology.region, kms_key=lambda k=key: k,
+                     setting=bucket),
+            S3BucketPolicy(name, consumer.training_bucket, setting=bucket,
                            document=lambda n=name: self._document(f"consumer-training-bucket-policy[{n}]")),
             AthenaWorkGroup(name, consumer.athena_workgroup, output_location=consumer.athena_results_uri,
-                            expected_bucket_owner=consumer.account_id),
-            AthenaDataCatalog(name, consumer.central_catalog, catalog_id=self.topology.central.account_id),
-            GlueDatabase(name, consumer.scratch_database),
+                            expected_bucket_owner=consumer.account_id,
+                            setting=self._setting(consumer, "athena_workgroup")),
+            AthenaDataCatalog(name, consumer.central_catalog, catalog_id=self.topology.central.account_id,
+                              setting=self._setting(consumer, "central_catalog")),
+            GlueDatabase(name, consumer.scratch_database, setting=self._setting(consumer, "scratch_database")),
         ]
         if consumer.replicate_offline_store:
             items += self._replica_resources(consumer)
@@ -387,54 +428,90 @@ class Bootstrap:
 
     # -- plan / apply / destroy ----------------------------------------------------------------------------
 
-    def _change(self, resource: Resource) -> tuple[Change, dict[str, Any] | None]:
+    def _change(self, resource: Resource) -> tuple[Change | None, dict[str, Any] | None]:
+        """What apply would do to ``resource`` (``None``: nothing to show, it is gone or not bootstrap's to
+        remove), and its current state."""
         session = self.sessions[resource.account]
         with _aws_errors(resource):
             current = resource.read(session)
-            desired = resource.desired()
+            wanted = resource.wanted()
+            if wanted is None:
+                if current is None or not resource.managed(current) or resource.in_use():
+                    return None, current
+                return Change(Action.DELETE, resource.address, _diff(current, None)), current
         if current is None:
-            return Change(Action.CREATE, resource.address, _diff(None, desired)), None
-        if current != desired:
-            return Change(Action.UPDATE, resource.address, _diff(current, desired)), current
+            return Change(Action.CREATE, resource.address, _diff(None, wanted)), None
+        if not resource.managed(current) and resource.unowned is Unowned.USE:
+            return Change(Action.NOOP, resource.address), current
+        before, after = resource.comparable(current, wanted)
+        if before != after:
+            return Change(Action.UPDATE, resource.address, _diff(before, after)), current
         return Change(Action.NOOP, resource.address), current
 
+    def _refuse_takeovers(self, resources: list[Resource]) -> None:
+        """Raise ConfigError naming every resource that exists, was not created by bootstrap and may not be
+        written by it; reads only."""
+        problems: list[str] = []
+        for resource in resources:
+            with _aws_errors(resource):
+                current = resource.read(self.sessions[resource.account])
+                why = None if current is None or resource.wanted() is None else resource.takeover(current)
+            if why:
+                problems.append(f"{resource.setting}: {why}" if resource.setting else why)
+        if problems:
+            count = len(problems)
+            raise ConfigError(
+                f"bootstrap does not take over what it did not create ({count} problem{'s' if count > 1 else ''}): "
+                + "; ".join(problems), problems=problems,
+                hint=f"nothing was changed: bootstrap writes and deletes only what it created, tagged "
+                     f"{MANAGED_TAG[0]}={MANAGED_TAG[1]}")
+
     def plan(self) -> Plan:
-        """What apply would change, and the key policies that need action; changes nothing."""
+        """What apply would change, and the key policies that need action; changes nothing. Raises ConfigError
+        when apply would take over something bootstrap did not create."""
         resources = self.resources()
+        self._refuse_takeovers(resources)
         for key in self._keys():  # learn the key ARNs first so documents render with them
             self._change(key)
         checks = self._check_key_policies()
         merges = self._key_policy_merges(checks)
-        return Plan(tuple(self._change(resource)[0] for resource in [*resources, *merges]),
-                    self._actions_needed(checks, merges))
+        changes = (self._change(resource)[0] for resource in [*resources, *merges])
+        return Plan(tuple(change for change in changes if change is not None), self._actions_needed(checks, merges))
 
     def apply(self) -> Plan:
-        """Create or update every resource that differs, then (with ``merge_key_policies``) merge what policies
-        of keys bootstrap does not own lack; returns what was done and the key policies still needing action."""
-        done = [self._apply(resource) for resource in self.resources()]
+        """Create, update or remove every resource that differs, then (with ``merge_key_policies``) merge what
+        policies of keys bootstrap does not own lack; returns what was done and the key policies still needing
+        action. Raises ConfigError, before anything is written, where :meth:`plan` does."""
+        resources = self.resources()
+        self._refuse_takeovers(resources)
+        done = [self._apply(resource) for resource in resources]
         # Last: merged statements name roles, which KMS wants to exist when the policy is put.
         checks = self._check_key_policies()
         merges = self._key_policy_merges(checks)
         if merges:
             done += [self._apply(resource) for resource in merges]
             checks = self._check_key_policies()
-        return Plan(tuple(done), self._actions_needed(checks, []))
+        return Plan(tuple(change for change in done if change is not None), self._actions_needed(checks, []))
 
-    def _apply(self, resource: Resource) -> Change:
+    def _apply(self, resource: Resource) -> Change | None:
         change, current = self._change(resource)
-        if change.action is not Action.NOOP:
+        if change is not None and change.action is not Action.NOOP:
             logger.info("bootstrap %s %s", change.action.value, change.address)
             with _aws_errors(resource):
                 session = self.sessions[resource.account]
                 if change.action is Action.CREATE:
                     resource.create(session)
+                elif change.action is Action.DELETE:
+                    resource.delete(session)
                 else:
                     resource.update(session, current or {})
         return change
 
     def destroy(self, *, force: bool = False) -> Plan:
         """Delete, in reverse order, every resource bootstrap created, and the statements it merged into policies
-        of keys it does not own (never those keys); non-empty buckets need ``force``."""
+        of keys it does not own (never those keys); non-empty buckets need ``force``. What it did not create is
+        left alone, and so is what something else still needs (its replication role, while replication rules
+        of others use it)."""
         done: list[Change] = []
         resources = self.resources()
         for key in self._keys():
@@ -444,7 +521,7 @@ class Bootstrap:
             session = self.sessions[resource.account]
             with _aws_errors(resource):
                 current = resource.read(session)
-                if current is None or not resource.managed(current):
+                if current is None or not resource.managed(current) or resource.in_use():
                     continue
                 if isinstance(resource, S3Bucket):
                     resource.delete(session, force=force)

@@ -11,16 +11,23 @@ what is current in the offline store; deletes of object versions are never repli
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from featureshare.bootstrap.templates import partition_of, replication_role_arn
 from featureshare.config import ConsumerAccount, Topology
 
-__all__ = ["RULE_ID_PREFIX", "replicating_consumers", "replication_configuration", "replication_rule"]
+__all__ = ["RULE_ID_PREFIX", "is_bootstrap_rule", "replicating_consumers", "replication_configuration",
+           "replication_rule"]
 
-#: Rule ids are ``featureshare-<consumer name>``.
+#: Rule ids are ``featureshare-<consumer name>``; bootstrap manages every rule whose ID starts with it.
 RULE_ID_PREFIX = "featureshare-"
+
+
+def is_bootstrap_rule(rule: Mapping[str, Any]) -> bool:
+    """Whether bootstrap manages this replication rule (its ID starts with :data:`RULE_ID_PREFIX`)."""
+    return str(rule.get("ID", "")).startswith(RULE_ID_PREFIX)
 
 
 def replicating_consumers(topology: Topology) -> tuple[ConsumerAccount, ...]:
@@ -57,12 +64,30 @@ def replication_rule(consumer: ConsumerAccount, priority: int, replica_key_arn: 
     }
 
 
-def replication_configuration(topology: Topology, replica_key_arns: Mapping[str, str]) -> dict[str, Any]:
+def replication_configuration(topology: Topology, replica_key_arns: Mapping[str, str], *,
+                              kept_rules: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """The ``ReplicationConfiguration`` of the offline bucket: the central replication role and one rule per
     replicating consumer, prioritised in topology order. ``replica_key_arns`` maps each replicating consumer's
     name to the ARN of the key its replicas are encrypted with (S3 wants an ARN: an alias would resolve in
-    the central account)."""
+    the central account).
+
+    ``kept_rules`` are rules bootstrap did not write (on a configuration with its role): they come first, as
+    they are, and bootstrap's rules take the lowest priorities they leave free, so that priorities stay unique.
+
+    >>> from featureshare.config import Topology
+    >>> consumer = {"name": "search", "account_id": "222222222222", "team": "search", "training_bucket": "training",
+    ...             "execution_role_arns": ["arn:aws:iam::222222222222:role/Exec"], "replicate_offline_store": True}
+    >>> topology = Topology.from_dict({"region": "us-east-1", "consumers": [consumer], "central": {
+    ...     "account_id": "111111111111", "offline_bucket": "offline-store",
+    ...     "access_role_arn": "arn:aws:iam::111111111111:role/FeatureShareAccess"}})
+    >>> rules = replication_configuration(topology, {"search": "arn:aws:kms:us-east-1:222222222222:key/k"},
+    ...                                   kept_rules=[{"ID": "analytics", "Priority": 1}])["Rules"]
+    >>> [(rule["ID"], rule["Priority"]) for rule in rules]
+    [('analytics', 1), ('featureshare-search', 2)]
+    """
     partition = partition_of(topology.region)
-    rules = [replication_rule(consumer, priority, replica_key_arns[consumer.name], partition=partition)
-             for priority, consumer in enumerate(replicating_consumers(topology), start=1)]
-    return {"Role": replication_role_arn(topology), "Rules": rules}
+    taken = {rule.get("Priority") for rule in kept_rules}
+    free = (priority for priority in itertools.count(1) if priority not in taken)
+    rules = [replication_rule(consumer, next(free), replica_key_arns[consumer.name], partition=partition)
+             for consumer in replicating_consumers(topology)]
+    return {"Role": replication_role_arn(topology), "Rules": [*(dict(rule) for rule in kept_rules), *rules]}

@@ -1,20 +1,27 @@
 """The AWS resources bootstrap manages, each able to read its current state, create, update and delete itself.
 
 A resource's state is a plain, normalised dict (policies parsed and key-sorted) so that plan = diff of
-``read()`` against ``desired()``. Everything bootstrap creates carries the tag ``managed-by=featureshare``;
+``read()`` against ``wanted()``. Everything bootstrap creates carries the tag ``managed-by=featureshare``;
 ``destroy`` deletes only what carries it (inline policies are recognised by their ``featureshare-`` name).
+
+A resource that exists without that tag was not created by bootstrap: bootstrap never tags it and never deletes
+it, and what ``plan`` and ``apply`` do with it depends on its kind (:class:`Unowned`): keys, central roles,
+workgroups and data catalogs are refused unless they already are what bootstrap would make them, buckets are
+configured, databases and execution roles are used as they are.
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from featureshare.bootstrap.replication import RULE_ID_PREFIX, is_bootstrap_rule
 from featureshare.bootstrap.templates import partition_of
 from featureshare.errors import error_code, http_status
 from featureshare.session import AccountSession
@@ -33,6 +40,7 @@ __all__ = [
     "S3Bucket",
     "S3BucketPolicy",
     "S3BucketReplication",
+    "Unowned",
     "canonical",
 ]
 
@@ -70,6 +78,29 @@ def _tags(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {MANAGED_TAG[0]: MANAGED_TAG[1], **(extra or {})}
 
 
+def _untagged(state: Document) -> Document:
+    return {key: value for key, value in state.items() if key != "tags"}
+
+
+_UNMANAGED = f"has no tag {MANAGED_TAG[0]}={MANAGED_TAG[1]}, so bootstrap did not create it"
+_HAND_OVER = (f"choose another name in the topology, or tag it {MANAGED_TAG[0]}={MANAGED_TAG[1]} to hand it to "
+              "bootstrap (apply then rewrites it and destroy deletes it)")
+
+
+class Unowned(StrEnum):
+    """What ``plan`` and ``apply`` do with a resource that exists without the managed-by tag (one bootstrap did
+    not create). Whichever it is, bootstrap never tags such a resource and ``destroy`` never deletes it."""
+
+    #: refused: plan and apply raise ConfigError before anything is written
+    REFUSE = "refuse"
+    #: used as it is when it already is what bootstrap would make it (tags aside); refused otherwise
+    USE_IF_EQUAL = "use if equal"
+    #: used as it is, whatever its settings
+    USE = "use"
+    #: bootstrap sets what featureshare needs (plan shows it as an update); its tags stay as they are
+    CONFIGURE = "configure"
+
+
 @dataclass
 class Resource(ABC):
     """One managed resource in one account (``account`` is "central" or a consumer name)."""
@@ -77,6 +108,14 @@ class Resource(ABC):
     account: str
     name: str
     kind: str = field(init=False, default="resource")
+    #: the topology setting that names it, for messages (e.g. ``consumers[0].athena_workgroup``)
+    setting: str = field(default="", kw_only=True)
+    #: bootstrap no longer wants it: plan and apply remove it when bootstrap created it
+    retired: bool = field(default=False, kw_only=True)
+    #: asked before it is removed: whether something bootstrap did not create still needs it (it then stays)
+    needed_by_others: Callable[[], bool] | None = field(default=None, kw_only=True, repr=False, compare=False)
+    #: what plan and apply do when it exists without the managed-by tag
+    unowned: Unowned = field(default=Unowned.REFUSE, kw_only=True)
 
     @abstractmethod
     def read(self, session: AccountSession) -> Document | None:
@@ -95,9 +134,36 @@ class Resource(ABC):
     @abstractmethod
     def delete(self, session: AccountSession) -> None: ...
 
+    def wanted(self) -> Document | None:
+        """The desired state, or ``None`` when bootstrap wants it gone."""
+        return None if self.retired else self.desired()
+
+    def in_use(self) -> bool:
+        """Whether something bootstrap did not create still needs it, so that it stays."""
+        return self.needed_by_others is not None and self.needed_by_others()
+
     def managed(self, current: Document) -> bool:
         """Whether bootstrap created this resource (only those are destroyed)."""
         return current.get("tags", {}).get(MANAGED_TAG[0]) == MANAGED_TAG[1]
+
+    def comparable(self, current: Document, desired: Document) -> tuple[Document, Document]:
+        """The two states plan compares: whole for what bootstrap created, tags aside for what it did not."""
+        if self.managed(current):
+            return current, desired
+        return _untagged(current), _untagged(desired)
+
+    def takeover(self, current: Document) -> str | None:
+        """Why bootstrap may not write this resource as it exists (``current``), or ``None`` when it may."""
+        if self.managed(current) or self.unowned in (Unowned.USE, Unowned.CONFIGURE):
+            return None
+        if self.unowned is Unowned.USE_IF_EQUAL:
+            mine, theirs = _untagged(self.desired()), _untagged(current)
+            differing = sorted(key for key in {*mine, *theirs} if mine.get(key) != theirs.get(key))
+            if not differing:
+                return None
+            return (f"{self.address} exists and {_UNMANAGED}; it differs from what bootstrap would make it "
+                    f"({', '.join(differing)}) and bootstrap does not change what it did not create: {_HAND_OVER}")
+        return f"{self.address} exists and {_UNMANAGED}; bootstrap does not take it over: {_HAND_OVER}"
 
     @property
     def address(self) -> str:
@@ -106,11 +172,16 @@ class Resource(ABC):
 
 @dataclass
 class IamRole(Resource):
+    """A role with its trust policy. One bootstrap did not create is used when its trust policy and session
+    duration already are bootstrap's (refused otherwise); an execution role is passed ``unowned=Unowned.USE``:
+    its trust policy and tags are its owner's."""
+
     trust: Document | Deferred = field(default_factory=dict)
     description: str = ""
     max_session_seconds: int = 3600
     #: extra role tags (principal tags of its sessions, e.g. ``team`` for the central trust's TagSession rule)
     role_tags: Mapping[str, str] = field(default_factory=dict)
+    unowned: Unowned = field(default=Unowned.USE_IF_EQUAL, kw_only=True)
 
     def __post_init__(self) -> None:
         self.kind = "iam-role"
@@ -206,6 +277,9 @@ class KmsKey(Resource):
 
     The key policy names roles that must exist first, so the key is created with the account-root default
     policy and the real policy is put later in the same apply.
+
+    An alias that names a key bootstrap did not create is refused: bootstrap would replace that key's policy and
+    ``destroy`` would delete it.
     """
 
     description: str = ""
@@ -225,11 +299,23 @@ class KmsKey(Resource):
             if _missing(exc):
                 return None
             raise
-        if meta.get("KeyState") in ("PendingDeletion", "Disabled"):
+        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=meta["KeyId"]).get("Tags", [])}
+        state = {"alias": self.name, "tags": tags}
+        if meta.get("KeyState") in ("PendingDeletion", "Disabled") and self.managed(state):
             return None
         self.arn = meta["Arn"]
-        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=meta["KeyId"]).get("Tags", [])}
-        return {"alias": self.name, "tags": tags}
+        return state
+
+    def takeover(self, current: Document) -> str | None:
+        if self.managed(current):
+            return None
+        setting = self.setting or "the key setting"
+        key_id = str(self.arn).rsplit("/", 1)[-1]
+        return (f"{self.name} names key {key_id} in account {str(self.arn).split(':')[4]}, which {_UNMANAGED}; "
+                "bootstrap never takes over a key it did not create (it would replace the key's policy, and "
+                f"destroy would delete the key). To use that key as it is, set {setting} = \"{self.arn}\": "
+                "bootstrap then checks its policy and lists what is missing under ACTION NEEDED. Otherwise "
+                f"choose another alias for {setting}")
 
     def create(self, session: AccountSession) -> None:
         kms = session.client("kms")
@@ -252,21 +338,24 @@ class KmsKey(Resource):
 
 @dataclass
 class KmsKeyPolicy(_PolicyResource):
-    """The ``default`` key policy of the key with alias ``name``."""
+    """The ``default`` key policy of the key with alias ``name`` (bootstrap's when the key is)."""
 
+    _key_managed: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.kind = "kms-key-policy"
 
     def read(self, session: AccountSession) -> Document | None:
+        kms = session.client("kms")
         try:
-            key_id = session.client("kms").describe_key(KeyId=self.name)["KeyMetadata"]["KeyId"]
+            key_id = kms.describe_key(KeyId=self.name)["KeyMetadata"]["KeyId"]
         except ClientError as exc:
             if _missing(exc):
                 return None
             raise
-        return {"policy": canonical(session.client("kms").get_key_policy(KeyId=key_id, PolicyName="default")[
-            "Policy"])}
+        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id).get("Tags", [])}
+        self._key_managed = tags.get(MANAGED_TAG[0]) == MANAGED_TAG[1]
+        return {"policy": canonical(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])}
 
     def create(self, session: AccountSession) -> None:
         key_id = session.client("kms").describe_key(KeyId=self.name)["KeyMetadata"]["KeyId"]
@@ -277,16 +366,24 @@ class KmsKeyPolicy(_PolicyResource):
         """The policy goes with its key (scheduled for deletion by :class:`KmsKey`)."""
 
     def managed(self, current: Document) -> bool:
-        return True
+        return self._key_managed
+
+    def takeover(self, current: Document) -> str | None:
+        return None  # its key's (KmsKey) to refuse
 
 
 @dataclass
 class S3Bucket(Resource):
-    """A private bucket: SSE (KMS when ``kms_key`` is given), versioning, public access block, owner-enforced."""
+    """A private bucket: SSE (KMS when ``kms_key`` is given), versioning, public access block, owner-enforced.
+
+    A bucket of the topology may exist already (a consumer's training bucket, an existing offline store): one
+    bootstrap did not create gets those settings but keeps its tags, and is never deleted.
+    """
 
     region: str = "us-east-1"
     kms_key: Callable[[], str | None] | None = None
     versioning: bool = True
+    unowned: Unowned = field(default=Unowned.CONFIGURE, kw_only=True)
 
     def __post_init__(self) -> None:
         self.kind = "s3-bucket"
@@ -324,9 +421,12 @@ class S3Bucket(Resource):
         if self.region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
         session.client("s3").create_bucket(**kwargs)
-        self.update(session, {})
+        self._configure(session, tag=True)
 
     def update(self, session: AccountSession, current: Document) -> None:
+        self._configure(session, tag=self.managed(current))
+
+    def _configure(self, session: AccountSession, *, tag: bool) -> None:
         s3 = session.client("s3")
         state = self.desired()
         rule: dict[str, Any] = {"ApplyServerSideEncryptionByDefault": state["encryption"]}
@@ -337,8 +437,9 @@ class S3Bucket(Resource):
         s3.put_public_access_block(Bucket=self.name, PublicAccessBlockConfiguration=state["public_access_block"])
         s3.put_bucket_ownership_controls(Bucket=self.name, OwnershipControls={
             "Rules": [{"ObjectOwnership": state["ownership"]}]})
-        s3.put_bucket_tagging(Bucket=self.name, Tagging={
-            "TagSet": [{"Key": k, "Value": v} for k, v in state["tags"].items()]})
+        if tag:
+            s3.put_bucket_tagging(Bucket=self.name, Tagging={
+                "TagSet": [{"Key": k, "Value": v} for k, v in state["tags"].items()]})
 
     def delete(self, session: AccountSession, *, force: bool = False) -> None:
         s3 = session.client("s3")
@@ -373,17 +474,25 @@ def _try(read: Callable[[], Any], default: Any) -> Any:
 
 @dataclass
 class S3BucketPolicy(_PolicyResource):
+    """The policy of bucket ``name``: written whatever the bucket, deleted only with a bucket bootstrap created."""
+
+    unowned: Unowned = field(default=Unowned.CONFIGURE, kw_only=True)
+    _bucket_managed: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.kind = "s3-bucket-policy"
 
     def read(self, session: AccountSession) -> Document | None:
+        s3 = session.client("s3")
         try:
-            return {"policy": canonical(session.client("s3").get_bucket_policy(Bucket=self.name)["Policy"])}
+            policy = {"policy": canonical(s3.get_bucket_policy(Bucket=self.name)["Policy"])}
         except ClientError as exc:
             if _missing(exc):
                 return None
             raise
+        tags = _try(lambda: {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=self.name)["TagSet"]}, {})
+        self._bucket_managed = tags.get(MANAGED_TAG[0]) == MANAGED_TAG[1]
+        return policy
 
     def create(self, session: AccountSession) -> None:
         session.client("s3").put_bucket_policy(Bucket=self.name, Policy=json.dumps(self.desired()["policy"]))
@@ -392,51 +501,108 @@ class S3BucketPolicy(_PolicyResource):
         session.client("s3").delete_bucket_policy(Bucket=self.name)
 
     def managed(self, current: Document) -> bool:
-        return True  # the bucket is ours; its policy goes with it
+        return self._bucket_managed  # the policy goes with a bucket bootstrap created
 
 
 @dataclass
 class S3BucketReplication(Resource):
-    """The replication configuration of bucket ``name``, replaced whole on every change.
+    """The replication configuration of bucket ``name``: bootstrap's rules (IDs ``featureshare-...``) under its role.
 
-    ``configuration`` is the ``ReplicationConfiguration`` request shape (``Role`` and ``Rules``); rendered at
-    apply time when ``Deferred``, since replica key ARNs may be known only then.
+    ``configuration(kept)`` renders the ``ReplicationConfiguration`` request shape (``Role`` and ``Rules``) with
+    ``kept``, the rules bootstrap did not write, as they are; it is called at apply time, since replica key ARNs
+    may be known only then. S3 keeps one configuration per bucket, with one role: on one with bootstrap's role
+    the rules of others are kept, one with another role is refused (bootstrap could add its rules only by
+    replacing it), and with no rule left the configuration is deleted.
     """
 
-    configuration: Document | Deferred = field(default_factory=dict)
+    configuration: Callable[[Sequence[Document]], Document] = field(
+        default=lambda kept: {"Role": "", "Rules": list(kept)})
+    unowned: Unowned = field(default=Unowned.CONFIGURE, kw_only=True)
+    _current: Document | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.kind = "s3-bucket-replication"
 
+    def _role(self) -> str:
+        return str(self.configuration(())["Role"])
+
+    def _kept(self) -> list[Document]:
+        """The rules of the current configuration bootstrap did not write (none under another role)."""
+        current = self._current or {}
+        if current.get("Role") != self._role():
+            return []
+        return [rule for rule in current.get("Rules", []) if not is_bootstrap_rule(rule)]
+
     def desired(self) -> Document:
-        configuration = self.configuration() if callable(self.configuration) else self.configuration
-        return {"configuration": canonical(configuration)}
+        configuration = canonical(self.configuration(self._kept()))
+        return {"configuration": {**configuration, "Rules": _by_priority(configuration["Rules"])}}
+
+    def wanted(self) -> Document | None:
+        desired = super().wanted()
+        return desired if desired is not None and desired["configuration"]["Rules"] else None
 
     def read(self, session: AccountSession) -> Document | None:
         try:
             reply = session.client("s3").get_bucket_replication(Bucket=self.name)
         except ClientError as exc:
             if _missing(exc):
+                self._current = None
                 return None
             raise
-        return {"configuration": canonical(reply["ReplicationConfiguration"])}
+        self._current = canonical(reply["ReplicationConfiguration"])
+        return {"configuration": {**self._current, "Rules": _by_priority(self._current.get("Rules", []))}}
 
     def create(self, session: AccountSession) -> None:
         session.client("s3").put_bucket_replication(Bucket=self.name,
                                                     ReplicationConfiguration=self.desired()["configuration"])
 
     def delete(self, session: AccountSession) -> None:
-        session.client("s3").delete_bucket_replication(Bucket=self.name)
+        """Remove bootstrap's rules; the configuration goes with them unless rules of others are left."""
+        current = self.read(session)
+        if current is None or not self.managed(current):
+            return
+        s3, kept = session.client("s3"), self._kept()
+        if kept:
+            s3.put_bucket_replication(Bucket=self.name, ReplicationConfiguration={"Role": self._role(),
+                                                                                  "Rules": kept})
+        else:
+            s3.delete_bucket_replication(Bucket=self.name)
 
     def managed(self, current: Document) -> bool:
-        """Ours when it replicates with the role bootstrap renders into it."""
-        return bool(current.get("configuration", {}).get("Role") == self.desired()["configuration"].get("Role"))
+        """Whether it holds bootstrap's rules under bootstrap's role."""
+        configuration = current.get("configuration", {})
+        return configuration.get("Role") == self._role() and any(
+            is_bootstrap_rule(rule) for rule in configuration.get("Rules", []))
+
+    def others_use_role(self, session: AccountSession) -> bool:
+        """Whether rules bootstrap did not write use bootstrap's role (they stop replicating without it)."""
+        self.read(session)
+        return bool(self._kept())
+
+    def takeover(self, current: Document) -> str | None:
+        configuration = current.get("configuration", {})
+        role, ours = configuration.get("Role"), self.configuration(())["Rules"]
+        if role == self._role() or not ours:
+            return None
+        theirs = ", ".join(str(rule.get("ID", "?")) for rule in configuration.get("Rules", [])) or "none"
+        return (f"bucket {self.name} has a replication configuration that bootstrap did not write, with role "
+                f"{role} (rules: {theirs}). S3 keeps one replication configuration per bucket, with one role, so "
+                f"bootstrap cannot add its rules ({', '.join(str(rule['ID']) for rule in ours)}) without replacing "
+                f"that configuration. Delete it (aws s3api delete-bucket-replication --bucket {self.name}), apply, "
+                f"then put those rules back with bootstrap's role {self._role()} (bootstrap keeps rules whose ID "
+                f"does not start with {RULE_ID_PREFIX!r}); or set replicate_offline_store = false for every consumer")
+
+
+def _by_priority(rules: Sequence[Document]) -> list[Document]:
+    return sorted(rules, key=lambda rule: (rule.get("Priority", 0), str(rule.get("ID", ""))))
 
 
 @dataclass
 class GlueResourcePolicy(_PolicyResource):
-    """The account's Glue Data Catalog resource policy (one per account and region)."""
+    """The account's Glue Data Catalog resource policy (one per account and region); ``delete`` removes only
+    bootstrap's statements."""
 
+    unowned: Unowned = field(default=Unowned.CONFIGURE, kw_only=True)
 
     def __post_init__(self) -> None:
         self.kind = "glue-resource-policy"
@@ -455,18 +621,31 @@ class GlueResourcePolicy(_PolicyResource):
                                                     EnableHybrid="TRUE")
 
     def delete(self, session: AccountSession) -> None:
-        session.client("glue").delete_resource_policy()
+        glue = session.client("glue")
+        policy = (self.read(session) or {}).get("policy", {})
+        others = [s for s in policy.get("Statement", []) if not self._ours(s)]
+        if others:
+            glue.put_resource_policy(PolicyInJson=json.dumps({**policy, "Statement": others}), EnableHybrid="TRUE")
+        else:
+            glue.delete_resource_policy()
+
+    def _ours(self, statement: Mapping[str, Any]) -> bool:
+        # A statement of the rendered template (its Sids do not share a prefix).
+        ours = {str(s.get("Sid", "")) for s in self.desired()["policy"].get("Statement", [])} - {""}
+        sid = str(statement.get("Sid", ""))
+        return sid in ours or sid.startswith("FeatureShare")
 
     def managed(self, current: Document) -> bool:
-        # Ours when it carries a statement of the rendered template (its Sids do not share a prefix).
-        ours = {str(s.get("Sid", "")) for s in self.desired()["policy"].get("Statement", [])} - {""}
-        return any(str(s.get("Sid", "")) in ours or str(s.get("Sid", "")).startswith("FeatureShare")
-                   for s in current.get("policy", {}).get("Statement", []))
+        return any(self._ours(s) for s in current.get("policy", {}).get("Statement", []))
 
 
 @dataclass
 class GlueDatabase(Resource):
+    """A scratch database; one bootstrap did not create (training-set builds create it when missing) is used as
+    it is."""
+
     description: str = "featureshare scratch tables (staged entity tables of training-set builds)"
+    unowned: Unowned = field(default=Unowned.USE, kw_only=True)
 
     def __post_init__(self) -> None:
         self.kind = "glue-database"
@@ -505,6 +684,7 @@ class AthenaWorkGroup(Resource):
     output_location: str = ""
     expected_bucket_owner: str = ""
     acl: str = ""
+    unowned: Unowned = field(default=Unowned.USE_IF_EQUAL, kw_only=True)
 
     def __post_init__(self) -> None:
         self.kind = "athena-workgroup"
@@ -566,6 +746,7 @@ class AthenaDataCatalog(Resource):
     """A GLUE data catalog registering another account's Glue catalog (``catalog-id``)."""
 
     catalog_id: str = ""
+    unowned: Unowned = field(default=Unowned.USE_IF_EQUAL, kw_only=True)
 
     def __post_init__(self) -> None:
         self.kind = "athena-data-catalog"
