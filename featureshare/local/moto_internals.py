@@ -383,10 +383,24 @@ def athena_update_data_catalog(account: str, region: str, params: dict[str, Any]
         return {}
 
 
-#: Athena actions moto 5.2.5 leaves unimplemented, answered here over moto's own state.
+def athena_list_tags_for_resource(account: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    """ListTagsForResource of a workgroup or data catalog: ``{"Tags": []}`` for one without tags, as AWS answers
+    (moto 5.2.5 answers "Does Not Exist" for every untagged resource)."""
+    arn = str(params.get("ResourceARN") or "")
+    kind, _, name = arn.rpartition(":")[2].partition("/")
+    with _LOCK:
+        backend = _athena(account, region)
+        resources = {"workgroup": backend.work_groups, "datacatalog": backend.data_catalogs}.get(kind, {})
+        if name not in resources:
+            raise AthenaGapError(f"Athena Resource, {arn} Does Not Exist")
+        tags = backend.tagger.list_tags_for_resource(arn)["Tags"] if backend.tagger.has_tags(arn) else []
+        return {"Tags": list(tags)}
+
+
+#: Athena actions moto 5.2.5 leaves unimplemented (or answers unlike AWS), answered here over moto's own state.
 ATHENA_GAP_ACTIONS: dict[str, Callable[[str, str, dict[str, Any]], dict[str, Any]]] = {
     "UpdateWorkGroup": athena_update_work_group, "DeleteDataCatalog": athena_delete_data_catalog,
-    "UpdateDataCatalog": athena_update_data_catalog,
+    "UpdateDataCatalog": athena_update_data_catalog, "ListTagsForResource": athena_list_tags_for_resource,
 }
 
 

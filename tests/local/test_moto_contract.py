@@ -282,6 +282,23 @@ def test_athena_actions_moto_lacks_are_answered_over_its_state():
                 call()
 
 
+def test_untagged_athena_resources_list_no_tags_and_missing_ones_do_not_exist():
+    with EmbeddedAWS() as aws:
+        athena = aws.admin_session("consumer").client("athena")
+        arn = f"arn:aws:athena:{aws.region}:{aws.account_ids['consumer']}"
+        athena.create_work_group(Name="plain", Configuration={"ResultConfiguration": {"OutputLocation": "s3://a/"}})
+        athena.create_work_group(Name="tagged", Configuration={"ResultConfiguration": {"OutputLocation": "s3://a/"}},
+                                 Tags=[{"Key": "team", "Value": "search"}])
+        athena.create_data_catalog(Name="central", Type="GLUE", Parameters={"catalog-id": "111111111111"})
+
+        assert athena.list_tags_for_resource(ResourceARN=f"{arn}:workgroup/plain")["Tags"] == []
+        assert athena.list_tags_for_resource(ResourceARN=f"{arn}:datacatalog/central")["Tags"] == []
+        assert athena.list_tags_for_resource(ResourceARN=f"{arn}:workgroup/tagged")["Tags"] == [
+            {"Key": "team", "Value": "search"}]
+        with pytest.raises(athena.exceptions.InvalidRequestException, match="Does Not Exist"):
+            athena.list_tags_for_resource(ResourceARN=f"{arn}:workgroup/missing")
+
+
 def test_request_hooks_and_bucket_checks_are_restored_after_the_emulator_stops():
     from moto.core.models import botocore_stubber
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
