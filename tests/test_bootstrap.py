@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from featureshare.bootstrap.plan import Action, Bootstrap
 from featureshare.config import Topology, load_topology
@@ -242,7 +243,8 @@ def test_existing_buckets_execution_roles_and_databases_are_used_and_never_destr
 
     booted(aws, topology).destroy(force=True)
     assert s3.get_object(Bucket=TRAINING_BUCKET, Key="models/model.tar.gz")["Body"].read() == b"weights"
-    assert "CentralAccessRoleReadsResults" in s3.get_bucket_policy(Bucket=TRAINING_BUCKET)["Policy"]
+    with pytest.raises(ClientError, match="NoSuchBucketPolicy"):  # only bootstrap's statements were in it
+        s3.get_bucket_policy(Bucket=TRAINING_BUCKET)
     role = iam.get_role(RoleName="SearchSageMakerExecution")["Role"]
     assert role["AssumeRolePolicyDocument"] == OTHER_TRUST
     assert iam.list_role_policies(RoleName="SearchSageMakerExecution")["PolicyNames"] == []
@@ -295,5 +297,68 @@ def test_destroy_leaves_the_statements_others_added_to_the_glue_catalog_policy(a
               "Action": "glue:GetDatabase", "Resource": "arn:aws:glue:us-east-1:111111111111:catalog"}
     glue.put_resource_policy(PolicyInJson=json.dumps({**policy, "Statement": [*policy["Statement"], theirs]}),
                              EnableHybrid="TRUE")
+    assert booted(aws, topology).plan().empty
+    booted(aws, topology).destroy()
+    assert json.loads(glue.get_resource_policy()["PolicyInJson"])["Statement"] == [theirs]
+
+
+def _sids(policy: str) -> list[str]:
+    return [statement["Sid"] for statement in json.loads(policy)["Statement"]]
+
+
+def _removed_lines(diff: tuple[str, ...]) -> list[str]:
+    return [line for line in diff if line.startswith("-")]
+
+
+def test_apply_merges_its_statements_into_the_policy_of_an_existing_bucket_and_destroy_leaves_the_others(
+        aws, topology) -> None:
+    s3 = aws.admin_session("consumer").client("s3")
+    s3.create_bucket(Bucket=TRAINING_BUCKET)
+    theirs = [
+        {"Sid": "ModelTeamReadsModels", "Effect": "Allow",
+         "Principal": {"AWS": "arn:aws:iam::222222222222:role/ModelTeam"}, "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{TRAINING_BUCKET}/models/*"},
+        {"Sid": "DenyOutsideVpcEndpoint", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{TRAINING_BUCKET}/models/*",
+         "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-0a1b2c3d"}}},
+        {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": f"arn:aws:s3:::{TRAINING_BUCKET}/*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+    ]
+    s3.put_bucket_policy(Bucket=TRAINING_BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": theirs}))
+
+    plan = booted(aws, topology).plan()
+    (change,) = [c for c in plan.changes if c.address == f"search:s3-bucket-policy:{TRAINING_BUCKET}"]
+    assert change.action is Action.UPDATE
+    assert _removed_lines(change.diff) == []  # only bootstrap's statements are added
+    assert any('"CentralAccessRoleReadsResults"' in line for line in change.diff if line.startswith("+"))
+
+    booted(aws, topology).apply()
+    assert _sids(s3.get_bucket_policy(Bucket=TRAINING_BUCKET)["Policy"]) == [
+        "ModelTeamReadsModels", "DenyOutsideVpcEndpoint", "DenyInsecureTransport", "FeatureShareDenyInsecureTransport",
+        "CentralAccessRoleWritesResultsOwnedByBucketOwner", "CentralAccessRoleReadsResults",
+        "CentralAccessRoleListsCentralStagingPrefix", "CentralAccessRoleLocatesBucket"]
+    assert booted(aws, topology).plan().empty
+
+    booted(aws, topology).destroy(force=True)
+    assert json.loads(s3.get_bucket_policy(Bucket=TRAINING_BUCKET)["Policy"])["Statement"] == theirs
+
+
+def test_apply_merges_its_statement_into_an_existing_glue_catalog_policy_and_destroy_leaves_the_others(
+        aws, topology) -> None:
+    glue = aws.admin_session("central").client("glue")
+    theirs = {"Sid": "AnalyticsReadsCatalog", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
+              "Action": "glue:GetDatabase", "Resource": "arn:aws:glue:us-east-1:111111111111:catalog"}
+    glue.put_resource_policy(PolicyInJson=json.dumps({"Version": "2012-10-17", "Statement": [theirs]}))
+
+    plan = booted(aws, topology).plan()
+    (change,) = [c for c in plan.changes if c.address == "central:glue-resource-policy:catalog"]
+    assert change.action is Action.UPDATE
+    assert _removed_lines(change.diff) == []
+
+    booted(aws, topology).apply()
+    assert _sids(glue.get_resource_policy()["PolicyInJson"]) == [
+        "AnalyticsReadsCatalog", "ConsumerExecutionRolesReadFeatureStoreTables"]
+    assert booted(aws, topology).plan().empty
+
     booted(aws, topology).destroy()
     assert json.loads(glue.get_resource_policy()["PolicyInJson"])["Statement"] == [theirs]

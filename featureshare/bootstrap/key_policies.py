@@ -31,7 +31,6 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from featureshare.bootstrap.resources import Resource, Unowned, canonical
+from featureshare.bootstrap.statements import merge_statements, remove_statements
 from featureshare.bootstrap.templates import DocumentKind, PolicyDocument
 from featureshare.errors import UnsupportedError, ValidationError, error_code, from_client_error
 from featureshare.iampolicy import Decision, Request, evaluate
@@ -264,33 +264,6 @@ def missing_statements(policy: Mapping[str, Any], statements: Sequence[Statement
         if refused:
             missing.append((statement, tuple(refused)))
     return missing
-
-
-def merge_statements(policy: Mapping[str, Any], statements: Sequence[Statement]) -> dict[str, Any]:
-    """``policy`` with each of ``statements`` replacing the statement of the same Sid, or appended; every other
-    statement (and its order) is kept. Pure and idempotent.
-
-    >>> policy = {"Version": "2012-10-17", "Statement": [{"Sid": "A", "Effect": "Allow"}, {"Sid": "B"}]}
-    >>> merge_statements(policy, [{"Sid": "A", "Effect": "Deny"}, {"Sid": "C"}])["Statement"]
-    [{'Sid': 'A', 'Effect': 'Deny'}, {'Sid': 'B'}, {'Sid': 'C'}]
-    """
-    merged = copy.deepcopy(dict(policy))
-    current = [dict(s) for s in _as_list(merged.get("Statement", []))]
-    for statement in statements:
-        index = next((i for i, s in enumerate(current) if s.get("Sid") == statement["Sid"]), None)
-        if index is None:
-            current.append(copy.deepcopy(statement))
-        else:
-            current[index] = copy.deepcopy(statement)
-    merged["Statement"] = current
-    return merged
-
-
-def remove_statements(policy: Mapping[str, Any], sids: Collection[str]) -> dict[str, Any]:
-    """``policy`` without the statements whose Sid is in ``sids`` (pure)."""
-    kept = copy.deepcopy(dict(policy))
-    kept["Statement"] = [s for s in _as_list(kept.get("Statement", [])) if s.get("Sid") not in sids]
-    return kept
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ Bootstrap takes over nothing it did not create: ``plan`` and ``apply`` raise Con
 written, when a key alias bootstrap would create names another key, when a role, workgroup or data catalog of
 the topology exists without the tag and differs from what bootstrap would make it, or when the offline bucket
 replicates with a role other than bootstrap's (see :class:`~featureshare.bootstrap.resources.Unowned`). Once no
-consumer replicates, ``apply`` removes bootstrap's replication rules, role and role policy.
+consumer replicates, ``apply`` removes bootstrap's replication rules, role and role policy. The policy of a bucket
+bootstrap did not create and the Glue Data Catalog resource policy are shared: bootstrap merges its statements in
+by Sid and ``destroy`` removes only them.
 
 Keys bootstrap does not own (every consumer ``kms_key``; ``central.kms_key`` and ``replica_kms_key`` given as key
 ARNs) keep their policies: ``plan`` and ``apply`` check them and list what they lack in ``Plan.actions_needed``
@@ -45,7 +47,7 @@ from featureshare.bootstrap.key_policies import (
     check_key,
     foreign_keys,
 )
-from featureshare.bootstrap.replication import replicating_consumers, replication_configuration
+from featureshare.bootstrap.replication import S3BucketReplication, replicating_consumers, replication_configuration
 from featureshare.bootstrap.resources import (
     MANAGED_TAG,
     AthenaDataCatalog,
@@ -59,7 +61,6 @@ from featureshare.bootstrap.resources import (
     Resource,
     S3Bucket,
     S3BucketPolicy,
-    S3BucketReplication,
     Unowned,
 )
 from featureshare.bootstrap.templates import (

@@ -12,14 +12,19 @@ what is current in the offline store; deletes of object versions are never repli
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from featureshare.bootstrap.resources import Document, Resource, Unowned, canonical, missing_error
 from featureshare.bootstrap.templates import partition_of, replication_role_arn
 from featureshare.config import ConsumerAccount, Topology
+from featureshare.session import AccountSession
 
-__all__ = ["RULE_ID_PREFIX", "is_bootstrap_rule", "replicating_consumers", "replication_configuration",
-           "replication_rule"]
+__all__ = ["RULE_ID_PREFIX", "S3BucketReplication", "is_bootstrap_rule", "replicating_consumers",
+           "replication_configuration", "replication_rule"]
 
 #: Rule ids are ``featureshare-<consumer name>``; bootstrap manages every rule whose ID starts with it.
 RULE_ID_PREFIX = "featureshare-"
@@ -91,3 +96,96 @@ def replication_configuration(topology: Topology, replica_key_arns: Mapping[str,
     rules = [replication_rule(consumer, next(free), replica_key_arns[consumer.name], partition=partition)
              for consumer in replicating_consumers(topology)]
     return {"Role": replication_role_arn(topology), "Rules": [*(dict(rule) for rule in kept_rules), *rules]}
+
+
+@dataclass
+class S3BucketReplication(Resource):
+    """The replication configuration of bucket ``name``: bootstrap's rules (IDs ``featureshare-...``) under its role.
+
+    ``configuration(kept)`` renders the ``ReplicationConfiguration`` request shape (``Role`` and ``Rules``) with
+    ``kept``, the rules bootstrap did not write, as they are; it is called at apply time, since replica key ARNs
+    may be known only then. S3 keeps one configuration per bucket, with one role: on one with bootstrap's role
+    the rules of others are kept, one with another role is refused (bootstrap could add its rules only by
+    replacing it), and with no rule left the configuration is deleted.
+    """
+
+    configuration: Callable[[Sequence[Document]], Document] = field(
+        default=lambda kept: {"Role": "", "Rules": list(kept)})
+    unowned: Unowned = field(default=Unowned.CONFIGURE, kw_only=True)
+    _current: Document | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.kind = "s3-bucket-replication"
+
+    def _role(self) -> str:
+        return str(self.configuration(())["Role"])
+
+    def _kept(self) -> list[Document]:
+        """The rules of the current configuration bootstrap did not write (none under another role)."""
+        current = self._current or {}
+        if current.get("Role") != self._role():
+            return []
+        return [rule for rule in current.get("Rules", []) if not is_bootstrap_rule(rule)]
+
+    def desired(self) -> Document:
+        configuration = canonical(self.configuration(self._kept()))
+        return {"configuration": {**configuration, "Rules": _by_priority(configuration["Rules"])}}
+
+    def wanted(self) -> Document | None:
+        desired = super().wanted()
+        return desired if desired is not None and desired["configuration"]["Rules"] else None
+
+    def read(self, session: AccountSession) -> Document | None:
+        try:
+            reply = session.client("s3").get_bucket_replication(Bucket=self.name)
+        except ClientError as exc:
+            if missing_error(exc):
+                self._current = None
+                return None
+            raise
+        self._current = canonical(reply["ReplicationConfiguration"])
+        return {"configuration": {**self._current, "Rules": _by_priority(self._current.get("Rules", []))}}
+
+    def create(self, session: AccountSession) -> None:
+        session.client("s3").put_bucket_replication(Bucket=self.name,
+                                                    ReplicationConfiguration=self.desired()["configuration"])
+
+    def delete(self, session: AccountSession) -> None:
+        """Remove bootstrap's rules; the configuration goes with them unless rules of others are left."""
+        current = self.read(session)
+        if current is None or not self.managed(current):
+            return
+        s3, kept = session.client("s3"), self._kept()
+        if kept:
+            s3.put_bucket_replication(Bucket=self.name, ReplicationConfiguration={"Role": self._role(),
+                                                                                  "Rules": kept})
+        else:
+            s3.delete_bucket_replication(Bucket=self.name)
+
+    def managed(self, current: Document) -> bool:
+        """Whether it holds bootstrap's rules under bootstrap's role."""
+        configuration = current.get("configuration", {})
+        return configuration.get("Role") == self._role() and any(
+            is_bootstrap_rule(rule) for rule in configuration.get("Rules", []))
+
+    def others_use_role(self, session: AccountSession) -> bool:
+        """Whether rules bootstrap did not write use bootstrap's role (they stop replicating without it)."""
+        self.read(session)
+        return bool(self._kept())
+
+    def takeover(self, current: Document) -> str | None:
+        configuration = current.get("configuration", {})
+        role, ours = configuration.get("Role"), self.configuration(())["Rules"]
+        if role == self._role() or not ours:
+            return None
+        theirs = ", ".join(str(rule.get("ID", "?")) for rule in configuration.get("Rules", [])) or "none"
+        return (f"bucket {self.name} has a replication configuration that bootstrap did not write, with role "
+                f"{role} (rules: {theirs}). S3 keeps one replication configuration per bucket, with one role, so "
+                f"bootstrap cannot add its rules ({', '.join(str(rule['ID']) for rule in ours)}) without replacing "
+                f"that configuration. Delete it (aws s3api delete-bucket-replication --bucket {self.name}), apply, "
+                f"then put those rules back with bootstrap's role {self._role()} (bootstrap keeps rules whose ID "
+                f"does not start with {RULE_ID_PREFIX!r}); or set replicate_offline_store = false for every consumer")
+
+
+def _by_priority(rules: Sequence[Document]) -> list[Document]:
+    return sorted(rules, key=lambda rule: (rule.get("Priority", 0), str(rule.get("ID", ""))))

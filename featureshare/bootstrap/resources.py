@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from featureshare.bootstrap.replication import RULE_ID_PREFIX, is_bootstrap_rule
+from featureshare.bootstrap.statements import merge_statements, remove_statements
 from featureshare.bootstrap.templates import partition_of
 from featureshare.errors import error_code, http_status
 from featureshare.session import AccountSession
@@ -39,7 +39,6 @@ __all__ = [
     "Resource",
     "S3Bucket",
     "S3BucketPolicy",
-    "S3BucketReplication",
     "Unowned",
     "canonical",
 ]
@@ -64,7 +63,8 @@ def canonical(document: Any) -> Any:
     return json.loads(json.dumps(document, sort_keys=True))
 
 
-def _missing(exc: ClientError) -> bool:
+def missing_error(exc: ClientError) -> bool:
+    """Whether ``exc`` says the resource (or its policy/configuration) does not exist."""
     return error_code(exc) in _MISSING or http_status(exc) == 404
 
 
@@ -199,7 +199,7 @@ class IamRole(Resource):
         try:
             role = iam.get_role(RoleName=self.name)["Role"]
         except ClientError as exc:
-            if _missing(exc):
+            if missing_error(exc):
                 return None
             raise
         tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=self.name).get("Tags", [])}
@@ -239,6 +239,69 @@ class _PolicyResource(Resource):
 
 
 @dataclass
+class _SharedPolicy(_PolicyResource):
+    """A policy bootstrap may share with others: while :meth:`_shared` holds, its statements are merged in by Sid
+    (:func:`~featureshare.bootstrap.statements.merge_statements`: each replaces the statement of the same Sid or
+    is appended, every other statement is kept in its place) and ``delete`` removes only them, deleting the
+    policy when nothing else is left. Otherwise the policy is bootstrap's, written and deleted whole.
+
+    The merge starts from the policy as last read, so ``apply`` (which reads each resource just before writing
+    it) never drops a statement added since ``plan``.
+    """
+
+    _current: Document | None = field(default=None, init=False, repr=False)
+
+    @abstractmethod
+    def _shared(self) -> bool:
+        """Whether others may hold statements in this policy."""
+
+    @abstractmethod
+    def _put(self, session: AccountSession, policy: Document) -> None: ...
+
+    @abstractmethod
+    def _remove(self, session: AccountSession) -> None: ...
+
+    def _template(self) -> Document:
+        return super().desired()["policy"]
+
+    def _ours(self, statement: Mapping[str, Any]) -> bool:
+        """Whether ``statement`` is bootstrap's: it has the Sid of a statement of the rendered template."""
+        return statement.get("Sid") in {s.get("Sid") for s in self._template()["Statement"]} - {None, ""}
+
+    def _statements(self, policy: Document) -> list[Document]:
+        statements = policy.get("Statement", [])
+        return statements if isinstance(statements, list) else [statements]
+
+    def _remember(self, policy: Document | None) -> Document | None:
+        self._current = policy
+        return None if policy is None else {"policy": policy}
+
+    def desired(self) -> Document:
+        template = self._template()
+        if self._current is None or not self._shared():
+            return {"policy": template}
+        return {"policy": canonical(merge_statements(self._current, template["Statement"]))}
+
+    def create(self, session: AccountSession) -> None:
+        self._put(session, self.desired()["policy"])
+
+    def delete(self, session: AccountSession) -> None:
+        current = self.read(session)
+        if current is None:
+            return
+        ours = {str(s.get("Sid")) for s in self._statements(current["policy"]) if self._ours(s)}
+        kept = remove_statements(current["policy"], ours) if self._shared() else {"Statement": []}
+        if kept["Statement"]:
+            self._put(session, kept)
+        else:
+            self._remove(session)
+
+    def managed(self, current: Document) -> bool:
+        """Whether it holds bootstrap's statements (``destroy`` removes those)."""
+        return any(self._ours(s) for s in self._statements(current.get("policy", {})))
+
+
+@dataclass
 class IamRolePolicy(_PolicyResource):
     """An inline policy ``name`` (always ``featureshare-...``) on ``role``."""
 
@@ -255,7 +318,7 @@ class IamRolePolicy(_PolicyResource):
         try:
             reply = session.client("iam").get_role_policy(RoleName=self.role, PolicyName=self.name)
         except ClientError as exc:
-            if _missing(exc):
+            if missing_error(exc):
                 return None
             raise
         return {"policy": canonical(reply["PolicyDocument"])}
@@ -296,7 +359,7 @@ class KmsKey(Resource):
         try:
             meta = kms.describe_key(KeyId=self.name)["KeyMetadata"]
         except ClientError as exc:
-            if _missing(exc):
+            if missing_error(exc):
                 return None
             raise
         tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=meta["KeyId"]).get("Tags", [])}
@@ -350,7 +413,7 @@ class KmsKeyPolicy(_PolicyResource):
         try:
             key_id = kms.describe_key(KeyId=self.name)["KeyMetadata"]["KeyId"]
         except ClientError as exc:
-            if _missing(exc):
+            if missing_error(exc):
                 return None
             raise
         tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id).get("Tags", [])}
@@ -401,7 +464,7 @@ class S3Bucket(Resource):
         try:
             s3.head_bucket(Bucket=self.name)
         except ClientError as exc:
-            if _missing(exc):
+            if missing_error(exc):
                 return None
             raise
         return {
@@ -466,15 +529,18 @@ def _try(read: Callable[[], Any], default: Any) -> Any:
     try:
         return read()
     except ClientError as exc:
-        if _missing(exc) or error_code(exc) in ("ServerSideEncryptionConfigurationNotFoundError",
+        if missing_error(exc) or error_code(exc) in ("ServerSideEncryptionConfigurationNotFoundError",
                                                 "OwnershipControlsNotFoundError", "NoSuchTagSet"):
             return default
         raise
 
 
 @dataclass
-class S3BucketPolicy(_PolicyResource):
-    """The policy of bucket ``name``: written whatever the bucket, deleted only with a bucket bootstrap created."""
+class S3BucketPolicy(_SharedPolicy):
+    """The policy of bucket ``name``. On a bucket bootstrap created (tagged managed-by) the policy is bootstrap's:
+    written whole (a statement added by hand is drift that ``apply`` removes) and deleted with the bucket. On a
+    bucket it did not create (a consumer's existing training bucket, say) bootstrap's statements are merged in
+    by Sid and ``destroy`` removes only them (the policy too when nothing else is left)."""
 
     unowned: Unowned = field(default=Unowned.CONFIGURE, kw_only=True)
     _bucket_managed: bool = field(default=False, init=False, repr=False)
@@ -485,122 +551,32 @@ class S3BucketPolicy(_PolicyResource):
     def read(self, session: AccountSession) -> Document | None:
         s3 = session.client("s3")
         try:
-            policy = {"policy": canonical(s3.get_bucket_policy(Bucket=self.name)["Policy"])}
+            policy = canonical(s3.get_bucket_policy(Bucket=self.name)["Policy"])
         except ClientError as exc:
-            if _missing(exc):
-                return None
+            if missing_error(exc):
+                return self._remember(None)
             raise
         tags = _try(lambda: {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=self.name)["TagSet"]}, {})
         self._bucket_managed = tags.get(MANAGED_TAG[0]) == MANAGED_TAG[1]
-        return policy
+        return self._remember(policy)
 
-    def create(self, session: AccountSession) -> None:
-        session.client("s3").put_bucket_policy(Bucket=self.name, Policy=json.dumps(self.desired()["policy"]))
+    def _shared(self) -> bool:
+        return not self._bucket_managed
 
-    def delete(self, session: AccountSession) -> None:
+    def _put(self, session: AccountSession, policy: Document) -> None:
+        session.client("s3").put_bucket_policy(Bucket=self.name, Policy=json.dumps(policy))
+
+    def _remove(self, session: AccountSession) -> None:
         session.client("s3").delete_bucket_policy(Bucket=self.name)
 
     def managed(self, current: Document) -> bool:
-        return self._bucket_managed  # the policy goes with a bucket bootstrap created
+        return self._bucket_managed or super().managed(current)
 
 
 @dataclass
-class S3BucketReplication(Resource):
-    """The replication configuration of bucket ``name``: bootstrap's rules (IDs ``featureshare-...``) under its role.
-
-    ``configuration(kept)`` renders the ``ReplicationConfiguration`` request shape (``Role`` and ``Rules``) with
-    ``kept``, the rules bootstrap did not write, as they are; it is called at apply time, since replica key ARNs
-    may be known only then. S3 keeps one configuration per bucket, with one role: on one with bootstrap's role
-    the rules of others are kept, one with another role is refused (bootstrap could add its rules only by
-    replacing it), and with no rule left the configuration is deleted.
-    """
-
-    configuration: Callable[[Sequence[Document]], Document] = field(
-        default=lambda kept: {"Role": "", "Rules": list(kept)})
-    unowned: Unowned = field(default=Unowned.CONFIGURE, kw_only=True)
-    _current: Document | None = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.kind = "s3-bucket-replication"
-
-    def _role(self) -> str:
-        return str(self.configuration(())["Role"])
-
-    def _kept(self) -> list[Document]:
-        """The rules of the current configuration bootstrap did not write (none under another role)."""
-        current = self._current or {}
-        if current.get("Role") != self._role():
-            return []
-        return [rule for rule in current.get("Rules", []) if not is_bootstrap_rule(rule)]
-
-    def desired(self) -> Document:
-        configuration = canonical(self.configuration(self._kept()))
-        return {"configuration": {**configuration, "Rules": _by_priority(configuration["Rules"])}}
-
-    def wanted(self) -> Document | None:
-        desired = super().wanted()
-        return desired if desired is not None and desired["configuration"]["Rules"] else None
-
-    def read(self, session: AccountSession) -> Document | None:
-        try:
-            reply = session.client("s3").get_bucket_replication(Bucket=self.name)
-        except ClientError as exc:
-            if _missing(exc):
-                self._current = None
-                return None
-            raise
-        self._current = canonical(reply["ReplicationConfiguration"])
-        return {"configuration": {**self._current, "Rules": _by_priority(self._current.get("Rules", []))}}
-
-    def create(self, session: AccountSession) -> None:
-        session.client("s3").put_bucket_replication(Bucket=self.name,
-                                                    ReplicationConfiguration=self.desired()["configuration"])
-
-    def delete(self, session: AccountSession) -> None:
-        """Remove bootstrap's rules; the configuration goes with them unless rules of others are left."""
-        current = self.read(session)
-        if current is None or not self.managed(current):
-            return
-        s3, kept = session.client("s3"), self._kept()
-        if kept:
-            s3.put_bucket_replication(Bucket=self.name, ReplicationConfiguration={"Role": self._role(),
-                                                                                  "Rules": kept})
-        else:
-            s3.delete_bucket_replication(Bucket=self.name)
-
-    def managed(self, current: Document) -> bool:
-        """Whether it holds bootstrap's rules under bootstrap's role."""
-        configuration = current.get("configuration", {})
-        return configuration.get("Role") == self._role() and any(
-            is_bootstrap_rule(rule) for rule in configuration.get("Rules", []))
-
-    def others_use_role(self, session: AccountSession) -> bool:
-        """Whether rules bootstrap did not write use bootstrap's role (they stop replicating without it)."""
-        self.read(session)
-        return bool(self._kept())
-
-    def takeover(self, current: Document) -> str | None:
-        configuration = current.get("configuration", {})
-        role, ours = configuration.get("Role"), self.configuration(())["Rules"]
-        if role == self._role() or not ours:
-            return None
-        theirs = ", ".join(str(rule.get("ID", "?")) for rule in configuration.get("Rules", [])) or "none"
-        return (f"bucket {self.name} has a replication configuration that bootstrap did not write, with role "
-                f"{role} (rules: {theirs}). S3 keeps one replication configuration per bucket, with one role, so "
-                f"bootstrap cannot add its rules ({', '.join(str(rule['ID']) for rule in ours)}) without replacing "
-                f"that configuration. Delete it (aws s3api delete-bucket-replication --bucket {self.name}), apply, "
-                f"then put those rules back with bootstrap's role {self._role()} (bootstrap keeps rules whose ID "
-                f"does not start with {RULE_ID_PREFIX!r}); or set replicate_offline_store = false for every consumer")
-
-
-def _by_priority(rules: Sequence[Document]) -> list[Document]:
-    return sorted(rules, key=lambda rule: (rule.get("Priority", 0), str(rule.get("ID", ""))))
-
-
-@dataclass
-class GlueResourcePolicy(_PolicyResource):
-    """The account's Glue Data Catalog resource policy (one per account and region); ``delete`` removes only
-    bootstrap's statements."""
+class GlueResourcePolicy(_SharedPolicy):
+    """The account's Glue Data Catalog resource policy (one per account and region, shared with whatever else the
+    account does): bootstrap's statements are merged in by Sid and ``delete`` removes only them."""
 
     unowned: Unowned = field(default=Unowned.CONFIGURE, kw_only=True)
 
@@ -611,32 +587,23 @@ class GlueResourcePolicy(_PolicyResource):
         try:
             reply = session.client("glue").get_resource_policy()
         except ClientError as exc:
-            if _missing(exc):
-                return None
+            if missing_error(exc):
+                return self._remember(None)
             raise
-        return {"policy": canonical(reply["PolicyInJson"])} if reply.get("PolicyInJson") else None
+        return self._remember(canonical(reply["PolicyInJson"]) if reply.get("PolicyInJson") else None)
 
-    def create(self, session: AccountSession) -> None:
-        session.client("glue").put_resource_policy(PolicyInJson=json.dumps(self.desired()["policy"]),
-                                                    EnableHybrid="TRUE")
+    def _shared(self) -> bool:
+        return True
 
-    def delete(self, session: AccountSession) -> None:
-        glue = session.client("glue")
-        policy = (self.read(session) or {}).get("policy", {})
-        others = [s for s in policy.get("Statement", []) if not self._ours(s)]
-        if others:
-            glue.put_resource_policy(PolicyInJson=json.dumps({**policy, "Statement": others}), EnableHybrid="TRUE")
-        else:
-            glue.delete_resource_policy()
+    def _put(self, session: AccountSession, policy: Document) -> None:
+        session.client("glue").put_resource_policy(PolicyInJson=json.dumps(policy), EnableHybrid="TRUE")
+
+    def _remove(self, session: AccountSession) -> None:
+        session.client("glue").delete_resource_policy()
 
     def _ours(self, statement: Mapping[str, Any]) -> bool:
-        # A statement of the rendered template (its Sids do not share a prefix).
-        ours = {str(s.get("Sid", "")) for s in self.desired()["policy"].get("Statement", [])} - {""}
-        sid = str(statement.get("Sid", ""))
-        return sid in ours or sid.startswith("FeatureShare")
-
-    def managed(self, current: Document) -> bool:
-        return any(self._ours(s) for s in current.get("policy", {}).get("Statement", []))
+        # Also the statements bootstrap wrote from earlier templates, whose Sids started with FeatureShare.
+        return super()._ours(statement) or str(statement.get("Sid", "")).startswith("FeatureShare")
 
 
 @dataclass
@@ -657,7 +624,7 @@ class GlueDatabase(Resource):
         try:
             database = session.client("glue").get_database(Name=self.name)["Database"]
         except ClientError as exc:
-            if _missing(exc):
+            if missing_error(exc):
                 return None
             raise
         # Glue databases take no tags on this path; bootstrap marks its own in Parameters.
@@ -699,7 +666,7 @@ class AthenaWorkGroup(Resource):
         try:
             group = athena.get_work_group(WorkGroup=self.name).get("WorkGroup")
         except ClientError as exc:
-            if _missing(exc):
+            if missing_error(exc):
                 return None
             raise
         if not group:
@@ -759,7 +726,7 @@ class AthenaDataCatalog(Resource):
         try:
             catalog = athena.get_data_catalog(Name=self.name).get("DataCatalog")
         except ClientError as exc:
-            if _missing(exc):
+            if missing_error(exc):
                 return None
             raise
         if not catalog:
