@@ -17,13 +17,12 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import pandas as pd
 
 from featureshare.problems import Problem, raise_problems
-from featureshare.values import infer_feature_type
+from featureshare.values import FeatureType, infer_feature_type
 
 __all__ = [
     "MAX_FEATURES",
@@ -47,14 +46,6 @@ _TAG_KEY_RE = re.compile(r"[\w.:/=+\-@ ]{1,128}")
 _TAG_VALUE_RE = re.compile(r"[\w.:/=+\-@ ]{0,256}")
 _KMS_RE = re.compile(r"[a-zA-Z0-9:/_-]{0,2048}")
 _TTL_UNITS = (("Weeks", 604800), ("Days", 86400), ("Hours", 3600), ("Minutes", 60), ("Seconds", 1))
-
-
-class FeatureType(StrEnum):
-    """Feature Store's scalar types (collection types exist only on the InMemory tier and are not supported)."""
-
-    INTEGRAL = "Integral"
-    FRACTIONAL = "Fractional"
-    STRING = "String"
 
 
 @dataclass(frozen=True)

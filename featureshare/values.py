@@ -26,6 +26,7 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from featureshare.errors import ValidationError
 __all__ = [
     "EVENT_TIME_RE",
     "Converted",
+    "FeatureType",
     "format_event_times",
     "infer_feature_type",
     "parse_value",
@@ -44,9 +46,14 @@ __all__ = [
     "to_value_strings",
 ]
 
-INTEGRAL = "Integral"
-FRACTIONAL = "Fractional"
-STRING = "String"
+
+class FeatureType(StrEnum):
+    """Feature Store's scalar types (collection types exist only on the InMemory tier and are not supported)."""
+
+    INTEGRAL = "Integral"
+    FRACTIONAL = "Fractional"
+    STRING = "String"
+
 
 #: The two String event-time formats Feature Store accepts (UTC only).
 EVENT_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z")
@@ -282,7 +289,7 @@ def _parse_text_times(series: pd.Series, timezone: TimezoneLike) -> tuple[pd.Ser
 def format_event_times(
     series: pd.Series,
     *,
-    kind: str = STRING,
+    kind: str = FeatureType.STRING,
     timezone: TimezoneLike = None,
     column: str | None = None,
 ) -> Converted:
@@ -301,12 +308,12 @@ def format_event_times(
     missing = series.isna().to_numpy()
     if ptypes.is_datetime64_any_dtype(series.dtype):
         naive_utc, invalid = _utc_naive(series, timezone, name)
-        strings = _datetime_strings(naive_utc) if kind == STRING else _epoch_strings(naive_utc)
+        strings = _datetime_strings(naive_utc) if kind == FeatureType.STRING else _epoch_strings(naive_utc)
         errors = _empty_errors(len(series))
         errors[invalid] = "not a valid local time in the given timezone (DST gap or overlap)"
         return Converted(values=_with_missing(strings, missing | invalid), errors=errors)
     if ptypes.is_numeric_dtype(series.dtype) and not ptypes.is_bool_dtype(series.dtype):
-        if kind != STRING:
+        if kind != FeatureType.STRING:
             return _fractional(series)
         raise ValidationError(
             f"column {name!r} holds numbers but the event time feature is a String",
@@ -318,13 +325,13 @@ def format_event_times(
                               value=str(series.dtype))
     if ptypes.is_object_dtype(series.dtype) and _holds_datetimes(series):
         return _object_datetimes(series, kind, timezone, name)
-    if kind == STRING:
+    if kind == FeatureType.STRING:
         text = series.astype(object)
         exact = text.map(lambda v: isinstance(v, str) and EVENT_TIME_RE.fullmatch(v) is not None).to_numpy()
         if exact[~missing].all():
             return _ok(text.where(~missing, None).to_numpy(dtype=object))
     parsed, errors = _parse_text_times(series, timezone)
-    strings = _datetime_strings(parsed) if kind == STRING else _epoch_strings(parsed)
+    strings = _datetime_strings(parsed) if kind == FeatureType.STRING else _epoch_strings(parsed)
     return Converted(values=_with_missing(strings, parsed.isna().to_numpy()), errors=errors)
 
 
@@ -368,51 +375,51 @@ def to_value_strings(
     series = series.reset_index(drop=True)
     if isinstance(series.dtype, pd.CategoricalDtype):
         series = series.astype(series.dtype.categories.dtype)
-    if feature_type == INTEGRAL:
+    if feature_type == FeatureType.INTEGRAL:
         return _integral(series)
-    if feature_type == FRACTIONAL:
+    if feature_type == FeatureType.FRACTIONAL:
         return _fractional(series)
-    if feature_type == STRING:
+    if feature_type == FeatureType.STRING:
         return _string(series, timezone, column or str(series.name))
     raise ValidationError(f"unknown feature type {feature_type!r}", field="feature_type", value=feature_type)
 
 
-def infer_feature_type(column: pd.Series, *, is_event_time: bool = False) -> tuple[str | None, str]:
+def infer_feature_type(column: pd.Series, *, is_event_time: bool = False) -> tuple[FeatureType | None, str]:
     """The Feature Store type (``Integral``/``Fractional``/``String``) of a pandas column, or
     ``(None, why)`` when it cannot be inferred."""
     dtype = column.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         return infer_feature_type(column.astype(dtype.categories.dtype), is_event_time=is_event_time)
     if ptypes.is_datetime64_any_dtype(dtype):
-        return STRING, ""
+        return FeatureType.STRING, ""
     if ptypes.is_bool_dtype(dtype):
         if is_event_time:
             return None, "booleans cannot be event times"
-        return INTEGRAL, ""
+        return FeatureType.INTEGRAL, ""
     if ptypes.is_integer_dtype(dtype):
-        return (FRACTIONAL if is_event_time else INTEGRAL), ""
+        return (FeatureType.FRACTIONAL if is_event_time else FeatureType.INTEGRAL), ""
     if ptypes.is_float_dtype(dtype):
-        return FRACTIONAL, ""
+        return FeatureType.FRACTIONAL, ""
     if ptypes.is_timedelta64_dtype(dtype):
         return None, "durations have no Feature Store type; convert, e.g. col.dt.total_seconds()"
     if ptypes.is_complex_dtype(dtype):
         return None, "complex numbers have no Feature Store type"
     if ptypes.is_string_dtype(dtype) and not ptypes.is_object_dtype(dtype):
-        return STRING, ""
+        return FeatureType.STRING, ""
     return _infer_object(column, is_event_time)
 
 
-def _infer_object(column: pd.Series, is_event_time: bool) -> tuple[str | None, str]:
+def _infer_object(column: pd.Series, is_event_time: bool) -> tuple[FeatureType | None, str]:
     values = column.dropna()
     if values.empty:
         return None, "the column is entirely missing, so its type cannot be inferred"
     kinds = {_kind(v) for v in values.tolist()}
     if kinds <= {"str"} or kinds <= {"datetime"}:
-        return STRING, ""
+        return FeatureType.STRING, ""
     if kinds <= {"int", "bool"} and not is_event_time:
-        return INTEGRAL, ""
+        return FeatureType.INTEGRAL, ""
     if kinds <= {"int", "float"}:
-        return FRACTIONAL, ""
+        return FeatureType.FRACTIONAL, ""
     if "other" in kinds:
         sample = next(v for v in values.tolist() if _kind(v) == "other")
         return None, (f"holds {type(sample).__name__} values such as {sample!r}; only scalars (numbers, "
@@ -443,17 +450,17 @@ def parse_value(text: str | None, feature_type: str) -> int | float | str | None
     """Turn one Feature Store string back into a Python value of the feature's type."""
     if text is None:
         return None
-    if feature_type == INTEGRAL:
+    if feature_type == FeatureType.INTEGRAL:
         return int(text)
-    if feature_type == FRACTIONAL:
+    if feature_type == FeatureType.FRACTIONAL:
         return float(text)
     return text
 
 
 def parse_values(texts: list[str | None], feature_type: str) -> pd.Series:
     """Turn a list of Feature Store strings into a typed column (``Int64``, ``Float64`` or ``str``)."""
-    if feature_type == INTEGRAL:
+    if feature_type == FeatureType.INTEGRAL:
         return pd.Series([None if t is None else int(t) for t in texts], dtype="Int64")
-    if feature_type == FRACTIONAL:
+    if feature_type == FeatureType.FRACTIONAL:
         return pd.Series(pd.to_numeric(pd.Series(texts, dtype=object)), dtype="Float64")
     return pd.Series(texts, dtype="str")

@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from featureshare import group_spec
 from featureshare.errors import ValidationError
 from featureshare.values import (
     EVENT_TIME_RE,
+    FeatureType,
     format_event_times,
     infer_feature_type,
     parse_value,
@@ -170,6 +172,11 @@ def test_object_column_of_python_datetimes_handles_each_value():
 ])
 def test_types_are_inferred_from_pandas3_dtypes(series, expected):
     assert infer_feature_type(series) == (expected, "")
+    assert infer_feature_type(series)[0] is FeatureType(expected)
+
+
+def test_group_specs_and_value_conversion_share_one_feature_type():
+    assert group_spec.FeatureType is FeatureType
 
 
 @pytest.mark.parametrize(("series", "why"), [
