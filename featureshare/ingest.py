@@ -58,6 +58,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from featureshare.errors import FeatureshareError, IngestionError, ValidationError, error_code, http_status
 from featureshare.group_spec import ttl_duration, ttl_problems
 from featureshare.problems import Problem, raise_problems
+from featureshare.sources import DEFAULT_CHUNK_SIZE
 from featureshare.values import format_event_times, to_value_strings
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ logger = logging.getLogger(__name__)
 MAX_BATCH = 25
 #: Feature Store's limit on one record (names plus values, UTF-8), checked before sending.
 MAX_RECORD_BYTES = 350 * 1024
-DEFAULT_CHUNK_SIZE = 10_000
+DEFAULT_BASE_DELAY = 0.05
+DEFAULT_MAX_DELAY = 5.0
 RUNTIME_SERVICE = "sagemaker-featurestore-runtime"
 _RETRYABLE_CODES = frozenset({"ServiceUnavailable", "InternalFailure", "InternalServerError", "InternalError",
                               "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
@@ -97,6 +99,13 @@ def is_throttle(code: str) -> bool:
 def retryable(code: str, status: int | None = None) -> bool:
     """Whether an error code (or HTTP status) is worth retrying: throttling, 5xx, expired credentials."""
     return is_throttle(code) or code in _RETRYABLE_CODES or (status is not None and status >= 500)
+
+
+def backoff_delay(rng: random.Random | _Jitter, attempt: int, *, base: float = DEFAULT_BASE_DELAY,
+                  cap: float = DEFAULT_MAX_DELAY) -> float:
+    """Seconds to wait before retry ``attempt``: full jitter (AWS architecture blog), uniform up to
+    ``min(cap, base * 2 ** attempt)``, which spreads the retries of many threads apart."""
+    return rng.uniform(0, min(cap, base * 2 ** attempt))
 
 
 @dataclass(frozen=True)
@@ -287,16 +296,22 @@ def _invalid_row(position: int, record_id: str | None, event_time: str | None,
 
 # ---------------------------------------------------------------------------------------------- sending
 
-def writer_client(session: AccountSession, max_in_flight: int = 8) -> Any:
-    """The Feature Store runtime client ingestion writes with (cached by the session, so it is one per setting).
-
-    Its connection pool is as large as ``max_in_flight``; botocore's own retries are off because ingestion
-    retries and counts every attempt itself; botocore's parameter validation is off because every entry was
-    validated when it was prepared (names from the group's schema, values converted and sized), which roughly
-    halves the client's CPU per row. Register event handlers on this client to observe ingestion's calls.
-    """
+def runtime_client(session: AccountSession, max_in_flight: int = 8, **config: Any) -> Any:
+    """A Feature Store runtime client (cached by the session, so it is one per setting) whose connection pool
+    is as large as ``max_in_flight`` (at least 10), with botocore's own retries off: its callers retry and
+    count every attempt themselves. ``config`` adds botocore ``Config`` settings."""
     return session.client(RUNTIME_SERVICE, max_pool_connections=max(10, max_in_flight),
-                          retries={"total_max_attempts": 1, "mode": "standard"}, parameter_validation=False)
+                          retries={"total_max_attempts": 1, "mode": "standard"}, **config)
+
+
+def writer_client(session: AccountSession, max_in_flight: int = 8) -> Any:
+    """The Feature Store runtime client ingestion writes with (see :func:`runtime_client`).
+
+    botocore's parameter validation is off because every entry was validated when it was prepared (names from
+    the group's schema, values converted and sized), which roughly halves the client's CPU per row. Register
+    event handlers on this client to observe ingestion's calls.
+    """
+    return runtime_client(session, max_in_flight, parameter_validation=False)
 
 
 class _Sender:
@@ -321,9 +336,12 @@ class _Sender:
             self.throttles += throttles
             self.calls += calls
 
-    def _sleep(self, rng: _Jitter, attempt: int) -> None:
-        # Full jitter (AWS architecture blog): spreads the retries of many threads apart.
-        time.sleep(rng.uniform(0, min(self.options.max_delay, self.options.base_delay * 2 ** attempt)))
+    def _attempt(self, rng: _Jitter, attempt: int) -> None:
+        """Count the call about to be sent; before a retry (``attempt`` > 0) count it and wait its backoff."""
+        if attempt:
+            self._count(retries=1)
+            time.sleep(backoff_delay(rng, attempt, base=self.options.base_delay, cap=self.options.max_delay))
+        self._count(calls=1)
 
     def _call_error(self, exc: Exception) -> tuple[str, str, bool]:
         """``(code, message, worth retrying)`` of a failed write call; counts throttles. Connection errors
@@ -368,10 +386,7 @@ class _Sender:
         failures: list[RowFailure] = []
         extra = {"TtlDuration": self.options.ttl} if self.options.ttl else {}
         for attempt in range(self.options.max_attempts):
-            if attempt:
-                self._count(retries=1)
-                self._sleep(rng, attempt)
-            self._count(calls=1)
+            self._attempt(rng, attempt)
             try:
                 reply = self.client.batch_write_record(
                     Entries=[self._entry_request(e) for e in pending], **extra)
@@ -414,10 +429,7 @@ class _Sender:
         if self.options.ttl:
             request["TtlDuration"] = self.options.ttl
         for attempt in range(self.options.max_attempts):
-            if attempt:
-                self._count(retries=1)
-                self._sleep(rng, attempt)
-            self._count(calls=1)
+            self._attempt(rng, attempt)
             try:
                 self.client.put_record(**request)
             except _CALL_ERRORS as exc:
@@ -512,8 +524,8 @@ def ingest(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     processes: int | None = None,
     max_attempts: int = 8,
-    base_delay: float = 0.05,
-    max_delay: float = 5.0,
+    base_delay: float = DEFAULT_BASE_DELAY,
+    max_delay: float = DEFAULT_MAX_DELAY,
     seed: int | None = None,
 ) -> IngestReport:
     """Write ``data`` into ``group``; return an :class:`IngestReport` (see the module docstring).

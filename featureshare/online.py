@@ -23,7 +23,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from featureshare.errors import AWSError, ValidationError, WaitTimeoutError, error_code, from_client_error, http_status
-from featureshare.ingest import RUNTIME_SERVICE, is_throttle, retryable
+from featureshare.ingest import backoff_delay, is_throttle, retryable, runtime_client
 from featureshare.values import format_event_times, parse_value, parse_values, to_value_strings
 
 if TYPE_CHECKING:
@@ -40,8 +40,7 @@ _MODES = {"soft": "SoftDelete", "hard": "HardDelete"}
 
 def _runtime(group_or_store: FeatureGroup | FeatureStore, max_in_flight: int = 10) -> Any:
     store = getattr(group_or_store, "store", group_or_store)
-    return store.session.client(RUNTIME_SERVICE, max_pool_connections=max(10, max_in_flight),
-                                retries={"total_max_attempts": 1, "mode": "standard"})
+    return runtime_client(store.session, max_in_flight)
 
 
 def _id_text(group: FeatureGroup, record_id: Any) -> str:
@@ -53,11 +52,6 @@ def _id_text(group: FeatureGroup, record_id: Any) -> str:
     return str(converted.values[0])
 
 
-def _backoff(rng: random.Random, attempt: int) -> float:
-    # Full jitter, as in ingest: spreads the retries of the pool's threads apart.
-    return rng.uniform(0, min(5.0, 0.05 * 2 ** attempt))
-
-
 def _call_with_retries(call: Any, *, what: str, resource: str, deadline: float, rng: random.Random) -> Any:
     """One runtime call, retried on throttling / 5xx / expired tokens with full-jitter backoff."""
     attempt = 0
@@ -67,7 +61,7 @@ def _call_with_retries(call: Any, *, what: str, resource: str, deadline: float, 
         except ClientError as exc:
             code = error_code(exc)
             status = http_status(exc)
-            delay = _backoff(rng, attempt)
+            delay = backoff_delay(rng, attempt)
             if not retryable(code, status) or time.monotonic() + delay > deadline:
                 raise from_client_error(exc, action=what, resource=resource) from exc
             logger.debug("%s on %s: %s, retrying in %.2fs", what, resource, code, delay)
@@ -162,7 +156,7 @@ def _batch_get(client: Any, identifiers: list[dict[str, Any]], deadline: float, 
         if pending:
             if any(is_throttle(e.get("ErrorCode", "")) for e in errors):
                 logger.debug("BatchGetRecord throttled for %d record(s)", len(errors))
-            delay = _backoff(rng, attempt)
+            delay = backoff_delay(rng, attempt)
             if time.monotonic() + delay > deadline:
                 raise WaitTimeoutError(f"BatchGetRecord still had unprocessed identifiers at the deadline "
                                        f"({sum(len(p['RecordIdentifiersValueAsString']) for p in pending)} ids)")

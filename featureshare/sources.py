@@ -45,7 +45,7 @@ __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_MAX_CHUNK_BYTES", "S3ObjectReader", "i
 
 logger = logging.getLogger(__name__)
 
-#: Rows per DataFrame; the same default as ``ingest``'s ``chunk_size``.
+#: Rows per DataFrame; also the default ``chunk_size`` of ``ingest``.
 DEFAULT_CHUNK_SIZE = 10_000
 #: Uncompressed Parquet bytes per DataFrame: wide rows get fewer rows per chunk (2 MiB of 1 kB rows = 2,000
 #: rows), since a chunk costs ~3-4x its raw size once converted to pandas and then to records. Ingesting

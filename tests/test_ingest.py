@@ -23,9 +23,10 @@ import time_machine
 from botocore.stub import Stubber
 from ingest_fixtures import Setup, customers, customers_spec
 
+import featureshare.ingest as ingest_module
 from featureshare.errors import IngestionError, ValidationError
 from featureshare.groups import FeatureGroup, FeatureStore
-from featureshare.ingest import MAX_BATCH, IngestReport, ingest, prepare, writer_client
+from featureshare.ingest import MAX_BATCH, IngestReport, backoff_delay, ingest, prepare, writer_client
 from featureshare.session import AccountSession
 from featureshare.values import format_event_times
 
@@ -361,16 +362,32 @@ def test_identical_rows_in_one_batch_are_each_counted_once_through_errors_and_re
     stubber.assert_no_pending_responses()
 
 
-def test_throttled_and_5xx_calls_are_retried_with_backoff():
+class _TopOfRange:
+    """A jitter source that always picks the top of its range."""
+
+    def uniform(self, low: float, high: float) -> float:
+        return high
+
+
+def test_backoff_doubles_from_base_up_to_cap_with_full_jitter():
+    assert [backoff_delay(_TopOfRange(), a, base=0.05, cap=0.3) for a in range(1, 5)] == [0.1, 0.2, 0.3, 0.3]
+    assert all(0 <= backoff_delay(np.random.default_rng(a), 3, base=1, cap=100) <= 8 for a in range(20))
+
+
+def test_throttled_and_5xx_calls_are_retried_with_backoff(monkeypatch):
     group, stubber = stubbed()
     stubber.add_client_error("batch_write_record", "ThrottlingException", http_status_code=400)
     stubber.add_client_error("batch_write_record", "SomethingBroke", http_status_code=503)
     stubber.add_client_error("batch_write_record", "InternalFailure", http_status_code=500)
     stubber.add_response("batch_write_record", {"Errors": [], "UnprocessedEntries": []})
+    delays: list[tuple[int, float, float]] = []
+    monkeypatch.setattr(ingest_module, "backoff_delay",
+                        lambda rng, attempt, *, base, cap: delays.append((attempt, base, cap)) or 0.0)
 
-    report = ingest(group, frame(2), max_in_flight=1, base_delay=0.001)
+    report = ingest(group, frame(2), max_in_flight=1, base_delay=0.001, max_delay=0.003)
 
     assert (report.rows_written, report.failed, report.retries, report.throttles) == (2, 0, 3, 1)
+    assert delays == [(1, 0.001, 0.003), (2, 0.001, 0.003), (3, 0.001, 0.003)]
 
 
 def test_entries_still_unprocessed_after_max_attempts_are_failures_not_silent_drops():
