@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from featureshare.errors import ConfigError
+from featureshare.s3uri import BUCKET_RE
 
 __all__ = ["CONFIG_ENV", "DEFAULT_REPLICA_KEY_ALIAS", "ROLE_ARN_RE", "CentralAccount", "ConsumerAccount", "Topology",
            "kms_alias", "load_topology"]
@@ -27,7 +28,6 @@ _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 #: An IAM role ARN; group 1 is its account id. The one role-ARN check of featureshare.
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$", re.ASCII)
 _KMS_RE = re.compile(r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[0-9a-fA-F-]+|alias/[\w/-]+)|alias/[\w/-]+)$")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _TEAM_RE = re.compile(r"^[\w+=,.@-]{1,256}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()/-]*$")
@@ -222,7 +222,7 @@ class _TopologyParser:
         account = self.text("central", table, "account_id", _ACCOUNT_RE, "a 12-digit account id")
         role = self.text("central", table, "access_role_arn", ROLE_ARN_RE, "an IAM role ARN")
         self.same_account("central.access_role_arn", role, account)
-        bucket = self.text("central", table, "offline_bucket", _BUCKET_RE, "a valid S3 bucket name")
+        bucket = self.text("central", table, "offline_bucket", BUCKET_RE, "a valid S3 bucket name")
         prefix = self.text("central", table, "offline_prefix", _PREFIX_RE, "an S3 key prefix",
                            required=False, default="feature-store")
         store_role = self.text("central", table, "offline_store_role_arn", ROLE_ARN_RE, "an IAM role ARN",
@@ -274,7 +274,7 @@ class _TopologyParser:
                 account_id=account,
                 execution_role_arns=tuple(roles),
                 team=self.text(where, table, "team", _TEAM_RE, "a team tag value"),
-                training_bucket=self.text(where, table, "training_bucket", _BUCKET_RE, "a valid S3 bucket name"),
+                training_bucket=self.text(where, table, "training_bucket", BUCKET_RE, "a valid S3 bucket name"),
                 training_prefix=self.text(where, table, "training_prefix", _PREFIX_RE, "an S3 key prefix",
                                           required=False, default="training-sets"),
                 athena_workgroup=self.text(where, table, "athena_workgroup", re.compile(r"^[a-zA-Z0-9._-]{1,128}$"),
@@ -305,7 +305,7 @@ class _TopologyParser:
                     self.problem(f"{where}.{key}", f"{table[key]!r} is set, but replicate_offline_store is not true")
             return consumer
         offline_prefix = central.offline_prefix.strip("/") if central is not None else ""
-        bucket = self.text(where, table, "replica_bucket", _BUCKET_RE, "a valid S3 bucket name", required=False,
+        bucket = self.text(where, table, "replica_bucket", BUCKET_RE, "a valid S3 bucket name", required=False,
                            default=f"featureshare-offline-replica-{consumer.account_id}")
         prefix = self.text(where, table, "replica_prefix", _PREFIX_RE, "an S3 key prefix", required=False,
                            default=offline_prefix).strip("/")

@@ -11,9 +11,10 @@ from typing import Any
 
 from featureshare.errors import ValidationError
 
-__all__ = ["split_s3_uri"]
+__all__ = ["BUCKET_RE", "split_s3_uri"]
 
-_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+#: An S3 bucket name (3-63 lower-case letters, digits, dots and hyphens); use with ``fullmatch``.
+BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _CONTROL_RE = re.compile(r"[\x00-\x1f]")
 
 
@@ -32,7 +33,7 @@ def split_s3_uri(uri: Any, *, field: str = "uri", require_key: bool = True) -> t
         problem = "it does not start with s3://"
     else:
         bucket, _, key = uri[len("s3://"):].partition("/")
-        if not _BUCKET_RE.fullmatch(bucket):
+        if not BUCKET_RE.fullmatch(bucket):
             problem = f"{bucket!r} is not a bucket name (3-63 lower-case letters, digits, dots and hyphens)"
         elif _CONTROL_RE.search(uri):
             problem = "it contains control characters"
