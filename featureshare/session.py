@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import getpass
 import json
 import re
@@ -316,17 +317,15 @@ def assume_role(
                           region=resolved_region, spec=spec, parent=parent)
 
 
-_LOADER_LOCK = threading.Lock()
-_LOADER: list[Any] = []
+@functools.cache
+def _shared_loader() -> botocore.loaders.Loader:
+    return botocore.loaders.create_loader()
 
 
 def _botocore_session() -> botocore.session.Session:
     """A new botocore session sharing one model loader, so each session does not re-parse the service JSON."""
-    with _LOADER_LOCK:
-        if not _LOADER:
-            _LOADER.append(botocore.loaders.create_loader())
     session = botocore.session.Session()
-    session.register_component("data_loader", _LOADER[0])
+    session.register_component("data_loader", _shared_loader())
     return session
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
+import botocore.session
 import pytest
 import time_machine
 from moto import mock_aws
@@ -208,6 +209,14 @@ def test_client_cache_returns_the_same_client_for_the_same_service_and_config(aw
     assert session.client("s3") is session.client("s3")
     assert session.client("s3", max_pool_connections=32) is not session.client("s3")
     assert session.client("s3", max_pool_connections=32).meta.config.max_pool_connections == 32
+
+
+def test_sessions_share_one_service_model_loader(aws: None) -> None:
+    current = AccountSession.current(region="us-east-1").boto3_session._session
+    assumed = assume_role(CENTRAL_ROLE, source=AccountSession.current(region="us-east-1")).boto3_session._session
+
+    assert current.get_component("data_loader") is assumed.get_component("data_loader")
+    assert current.get_component("data_loader") is not botocore.session.Session().get_component("data_loader")
 
 
 def test_the_spec_of_a_profile_session_pickles_and_rebuilds_in_a_subprocess(tmp_path) -> None:
