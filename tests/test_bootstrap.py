@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from featureshare.bootstrap.plan import Action, Bootstrap
+from featureshare.bootstrap.resources import unless_missing
 from featureshare.config import Topology, load_topology
 from featureshare.errors import ConfigError, ValidationError
 from featureshare.local import EmbeddedAWS
@@ -362,3 +363,23 @@ def test_apply_merges_its_statement_into_an_existing_glue_catalog_policy_and_des
 
     booted(aws, topology).destroy()
     assert json.loads(glue.get_resource_policy()["PolicyInJson"])["Statement"] == [theirs]
+
+
+def _fails(code: str, status: int = 400):
+    def read():
+        raise ClientError({"Error": {"Code": code, "Message": code},
+                           "ResponseMetadata": {"HTTPStatusCode": status}}, "Get")
+    return read
+
+
+@pytest.mark.parametrize("code, status", [("NoSuchEntity", 404), ("NoSuchTagSet", 404),
+                                          ("ServerSideEncryptionConfigurationNotFoundError", 404),
+                                          ("SomethingUnlisted", 404)])
+def test_a_read_of_something_missing_gives_the_default(code: str, status: int) -> None:
+    assert unless_missing(_fails(code, status), {}) == {}
+    assert unless_missing(_fails(code, status)) is None
+
+
+def test_a_read_refused_for_another_reason_raises() -> None:
+    with pytest.raises(ClientError, match="AccessDenied"):
+        unless_missing(_fails("AccessDenied", 403), {})

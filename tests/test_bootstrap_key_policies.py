@@ -26,11 +26,10 @@ from featureshare.bootstrap.key_policies import (
     KeyPolicyState,
     check_key,
     foreign_keys,
-    merge_statements,
     missing_statements,
-    remove_statements,
 )
 from featureshare.bootstrap.plan import Action, Bootstrap
+from featureshare.bootstrap.statements import merge_statements, remove_statements
 from featureshare.bootstrap.templates import policy_documents
 from featureshare.cli import ACTION_NEEDED_EXIT_CODE, cli
 from featureshare.config import Topology

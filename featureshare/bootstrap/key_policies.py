@@ -40,7 +40,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from featureshare.bootstrap.resources import Resource, Unowned, canonical
-from featureshare.bootstrap.statements import merge_statements, remove_statements
+from featureshare.bootstrap.statements import merge_statements, remove_statements, statements_of
 from featureshare.bootstrap.templates import DocumentKind, PolicyDocument
 from featureshare.errors import UnsupportedError, ValidationError, error_code, from_client_error
 from featureshare.iampolicy import Decision, Request, evaluate
@@ -55,10 +55,8 @@ __all__ = [
     "MergedKeyPolicy",
     "check_key",
     "foreign_keys",
-    "merge_statements",
     "missing_statements",
     "read_key_policy",
-    "remove_statements",
 ]
 
 #: Key tag listing (space-separated) the Sids bootstrap merged into the policy of a key it does not own.
@@ -248,7 +246,7 @@ def missing_statements(policy: Mapping[str, Any], statements: Sequence[Statement
     ['Central']
     """
     missing: list[tuple[Statement, tuple[str, ...]]] = []
-    present = [canonical(s) for s in _as_list(policy.get("Statement", []))]
+    present = [canonical(s) for s in statements_of(policy)]
     for statement in statements:
         requests = _probes(statement, key_arn)
         if requests is None:

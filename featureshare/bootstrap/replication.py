@@ -16,9 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from featureshare.bootstrap.resources import Document, Resource, Unowned, canonical, missing_error
+from featureshare.bootstrap.resources import Document, Resource, Unowned, canonical, unless_missing
 from featureshare.bootstrap.templates import partition_of, replication_role_arn
 from featureshare.config import ConsumerAccount, Topology
 from featureshare.session import AccountSession
@@ -136,13 +134,10 @@ class S3BucketReplication(Resource):
         return desired if desired is not None and desired["configuration"]["Rules"] else None
 
     def read(self, session: AccountSession) -> Document | None:
-        try:
-            reply = session.client("s3").get_bucket_replication(Bucket=self.name)
-        except ClientError as exc:
-            if missing_error(exc):
-                self._current = None
-                return None
-            raise
+        reply = unless_missing(lambda: session.client("s3").get_bucket_replication(Bucket=self.name))
+        if reply is None:
+            self._current = None
+            return None
         self._current = canonical(reply["ReplicationConfiguration"])
         return {"configuration": {**self._current, "Rules": _by_priority(self._current.get("Rules", []))}}
 

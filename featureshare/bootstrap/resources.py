@@ -21,9 +21,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from featureshare.bootstrap.statements import merge_statements, remove_statements
+from featureshare.bootstrap.statements import merge_statements, remove_statements, statements_of
 from featureshare.bootstrap.templates import partition_of
-from featureshare.errors import error_code, http_status
+from featureshare.errors import ValidationError, error_code, http_status
 from featureshare.session import AccountSession
 
 __all__ = [
@@ -41,12 +41,14 @@ __all__ = [
     "S3BucketPolicy",
     "Unowned",
     "canonical",
+    "unless_missing",
 ]
 
 MANAGED_TAG = ("managed-by", "featureshare")
 _MISSING = {"NoSuchEntity", "NoSuchBucket", "NoSuchBucketPolicy", "NotFoundException", "EntityNotFoundException",
             "ResourceNotFoundException", "InvalidRequestException", "404", "NoSuchPublicAccessBlockConfiguration",
-            "ReplicationConfigurationNotFoundError"}
+            "ReplicationConfigurationNotFoundError", "ServerSideEncryptionConfigurationNotFoundError",
+            "OwnershipControlsNotFoundError", "NoSuchTagSet"}
 
 Document = dict[str, Any]
 #: A document that may depend on values known only during apply (a KMS key ARN created earlier).
@@ -63,9 +65,15 @@ def canonical(document: Any) -> Any:
     return json.loads(json.dumps(document, sort_keys=True))
 
 
-def missing_error(exc: ClientError) -> bool:
-    """Whether ``exc`` says the resource (or its policy/configuration) does not exist."""
-    return error_code(exc) in _MISSING or http_status(exc) == 404
+def unless_missing(read: Callable[[], Any], default: Any = None) -> Any:
+    """What ``read()`` returns, or ``default`` when AWS says the thing read (a resource, or its policy or
+    configuration) does not exist."""
+    try:
+        return read()
+    except ClientError as exc:
+        if error_code(exc) in _MISSING or http_status(exc) == 404:
+            return default
+        raise
 
 
 def _athena_arn(session: AccountSession, resource: str) -> str:
@@ -76,6 +84,20 @@ def _athena_arn(session: AccountSession, resource: str) -> str:
 
 def _tags(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {MANAGED_TAG[0]: MANAGED_TAG[1], **(extra or {})}
+
+
+def _tag_list(tags: Mapping[str, str], key: str = "Key", value: str = "Value") -> list[dict[str, str]]:
+    """``tags`` in the request shape of AWS (KMS names the fields ``TagKey`` and ``TagValue``)."""
+    return [{key: k, value: v} for k, v in tags.items()]
+
+
+def _tag_dict(tags: list[dict[str, str]], key: str = "Key", value: str = "Value") -> dict[str, str]:
+    """The tags of an AWS reply as a dict (the inverse of :func:`_tag_list`)."""
+    return {t[key]: t[value] for t in tags}
+
+
+def _bucket_tags(s3: Any, bucket: str) -> dict[str, str]:
+    return unless_missing(lambda: _tag_dict(s3.get_bucket_tagging(Bucket=bucket)["TagSet"]), {})
 
 
 def _untagged(state: Document) -> Document:
@@ -196,13 +218,10 @@ class IamRole(Resource):
 
     def read(self, session: AccountSession) -> Document | None:
         iam = session.client("iam")
-        try:
-            role = iam.get_role(RoleName=self.name)["Role"]
-        except ClientError as exc:
-            if missing_error(exc):
-                return None
-            raise
-        tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=self.name).get("Tags", [])}
+        role = unless_missing(lambda: iam.get_role(RoleName=self.name)["Role"])
+        if role is None:
+            return None
+        tags = _tag_dict(iam.list_role_tags(RoleName=self.name).get("Tags", []))
         return {"trust": canonical(role["AssumeRolePolicyDocument"]),
                 "max_session_seconds": role.get("MaxSessionDuration", 3600), "tags": tags}
 
@@ -211,14 +230,14 @@ class IamRole(Resource):
         session.client("iam").create_role(
             RoleName=self.name, AssumeRolePolicyDocument=json.dumps(state["trust"]), Description=self.description,
             MaxSessionDuration=self.max_session_seconds,
-            Tags=[{"Key": k, "Value": v} for k, v in self._all_tags().items()])
+            Tags=_tag_list(self._all_tags()))
 
     def update(self, session: AccountSession, current: Document) -> None:
         iam = session.client("iam")
         state = self.desired()
         iam.update_assume_role_policy(RoleName=self.name, PolicyDocument=json.dumps(state["trust"]))
         iam.update_role(RoleName=self.name, MaxSessionDuration=self.max_session_seconds)
-        iam.tag_role(RoleName=self.name, Tags=[{"Key": k, "Value": v} for k, v in self._all_tags().items()])
+        iam.tag_role(RoleName=self.name, Tags=_tag_list(self._all_tags()))
 
     def delete(self, session: AccountSession) -> None:
         iam = session.client("iam")
@@ -268,10 +287,6 @@ class _SharedPolicy(_PolicyResource):
         """Whether ``statement`` is bootstrap's: it has the Sid of a statement of the rendered template."""
         return statement.get("Sid") in {s.get("Sid") for s in self._template()["Statement"]} - {None, ""}
 
-    def _statements(self, policy: Document) -> list[Document]:
-        statements = policy.get("Statement", [])
-        return statements if isinstance(statements, list) else [statements]
-
     def _remember(self, policy: Document | None) -> Document | None:
         self._current = policy
         return None if policy is None else {"policy": policy}
@@ -289,7 +304,7 @@ class _SharedPolicy(_PolicyResource):
         current = self.read(session)
         if current is None:
             return
-        ours = {str(s.get("Sid")) for s in self._statements(current["policy"]) if self._ours(s)}
+        ours = {str(s.get("Sid")) for s in statements_of(current["policy"]) if self._ours(s)}
         kept = remove_statements(current["policy"], ours) if self._shared() else {"Statement": []}
         if kept["Statement"]:
             self._put(session, kept)
@@ -298,7 +313,7 @@ class _SharedPolicy(_PolicyResource):
 
     def managed(self, current: Document) -> bool:
         """Whether it holds bootstrap's statements (``destroy`` removes those)."""
-        return any(self._ours(s) for s in self._statements(current.get("policy", {})))
+        return any(self._ours(s) for s in statements_of(current.get("policy", {})))
 
 
 @dataclass
@@ -315,13 +330,9 @@ class IamRolePolicy(_PolicyResource):
         return f"{self.account}:{self.kind}:{self.role}/{self.name}"
 
     def read(self, session: AccountSession) -> Document | None:
-        try:
-            reply = session.client("iam").get_role_policy(RoleName=self.role, PolicyName=self.name)
-        except ClientError as exc:
-            if missing_error(exc):
-                return None
-            raise
-        return {"policy": canonical(reply["PolicyDocument"])}
+        reply = unless_missing(lambda: session.client("iam").get_role_policy(RoleName=self.role,
+                                                                              PolicyName=self.name))
+        return None if reply is None else {"policy": canonical(reply["PolicyDocument"])}
 
     def create(self, session: AccountSession) -> None:
         session.client("iam").put_role_policy(RoleName=self.role, PolicyName=self.name,
@@ -356,13 +367,10 @@ class KmsKey(Resource):
 
     def read(self, session: AccountSession) -> Document | None:
         kms = session.client("kms")
-        try:
-            meta = kms.describe_key(KeyId=self.name)["KeyMetadata"]
-        except ClientError as exc:
-            if missing_error(exc):
-                return None
-            raise
-        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=meta["KeyId"]).get("Tags", [])}
+        meta = unless_missing(lambda: kms.describe_key(KeyId=self.name)["KeyMetadata"])
+        if meta is None:
+            return None
+        tags = _tag_dict(kms.list_resource_tags(KeyId=meta["KeyId"]).get("Tags", []), "TagKey", "TagValue")
         state = {"alias": self.name, "tags": tags}
         if meta.get("KeyState") in ("PendingDeletion", "Disabled") and self.managed(state):
             return None
@@ -383,14 +391,13 @@ class KmsKey(Resource):
     def create(self, session: AccountSession) -> None:
         kms = session.client("kms")
         key = kms.create_key(Description=self.description, KeyUsage="ENCRYPT_DECRYPT",
-                             Tags=[{"TagKey": k, "TagValue": v} for k, v in _tags().items()])["KeyMetadata"]
+                             Tags=_tag_list(_tags(), "TagKey", "TagValue"))["KeyMetadata"]
         kms.create_alias(AliasName=self.name, TargetKeyId=key["KeyId"])
         self.arn = key["Arn"]
 
     def update(self, session: AccountSession, current: Document) -> None:
         key_id = session.client("kms").describe_key(KeyId=self.name)["KeyMetadata"]["KeyId"]
-        session.client("kms").tag_resource(KeyId=key_id, Tags=[{"TagKey": k, "TagValue": v}
-                                                                 for k, v in _tags().items()])
+        session.client("kms").tag_resource(KeyId=key_id, Tags=_tag_list(_tags(), "TagKey", "TagValue"))
 
     def delete(self, session: AccountSession) -> None:
         kms = session.client("kms")
@@ -410,13 +417,10 @@ class KmsKeyPolicy(_PolicyResource):
 
     def read(self, session: AccountSession) -> Document | None:
         kms = session.client("kms")
-        try:
-            key_id = kms.describe_key(KeyId=self.name)["KeyMetadata"]["KeyId"]
-        except ClientError as exc:
-            if missing_error(exc):
-                return None
-            raise
-        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id).get("Tags", [])}
+        key_id = unless_missing(lambda: kms.describe_key(KeyId=self.name)["KeyMetadata"]["KeyId"])
+        if key_id is None:
+            return None
+        tags = _tag_dict(kms.list_resource_tags(KeyId=key_id).get("Tags", []), "TagKey", "TagValue")
         self._key_managed = tags.get(MANAGED_TAG[0]) == MANAGED_TAG[1]
         return {"policy": canonical(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])}
 
@@ -461,22 +465,17 @@ class S3Bucket(Resource):
 
     def read(self, session: AccountSession) -> Document | None:
         s3 = session.client("s3")
-        try:
-            s3.head_bucket(Bucket=self.name)
-        except ClientError as exc:
-            if missing_error(exc):
-                return None
-            raise
+        if unless_missing(lambda: s3.head_bucket(Bucket=self.name)) is None:
+            return None
         return {
-            "encryption": _try(lambda: s3.get_bucket_encryption(Bucket=self.name)[
+            "encryption": unless_missing(lambda: s3.get_bucket_encryption(Bucket=self.name)[
                 "ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"], {}),
             "versioning": s3.get_bucket_versioning(Bucket=self.name).get("Status", "Suspended"),
-            "public_access_block": _try(lambda: s3.get_public_access_block(Bucket=self.name)[
+            "public_access_block": unless_missing(lambda: s3.get_public_access_block(Bucket=self.name)[
                 "PublicAccessBlockConfiguration"], {}),
-            "ownership": _try(lambda: s3.get_bucket_ownership_controls(Bucket=self.name)[
+            "ownership": unless_missing(lambda: s3.get_bucket_ownership_controls(Bucket=self.name)[
                 "OwnershipControls"]["Rules"][0]["ObjectOwnership"], ""),
-            "tags": _try(lambda: {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=self.name)["TagSet"]},
-                         {}),
+            "tags": _bucket_tags(s3, self.name),
         }
 
     def create(self, session: AccountSession) -> None:
@@ -502,14 +501,12 @@ class S3Bucket(Resource):
             "Rules": [{"ObjectOwnership": state["ownership"]}]})
         if tag:
             s3.put_bucket_tagging(Bucket=self.name, Tagging={
-                "TagSet": [{"Key": k, "Value": v} for k, v in state["tags"].items()]})
+                "TagSet": _tag_list(state["tags"])})
 
     def delete(self, session: AccountSession, *, force: bool = False) -> None:
         s3 = session.client("s3")
         objects = _all_versions(s3, self.name)
         if objects and not force:
-            from featureshare.errors import ValidationError
-
             raise ValidationError(f"bucket {self.name} is not empty ({len(objects)} objects or versions)",
                                   field="bucket", value=self.name, hint="pass --force to delete its contents")
         for start in range(0, len(objects), 1000):
@@ -523,16 +520,6 @@ def _all_versions(s3: Any, bucket: str) -> list[dict[str, str]]:
         for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
             found.append({"Key": item["Key"], "VersionId": item["VersionId"]})
     return found
-
-
-def _try(read: Callable[[], Any], default: Any) -> Any:
-    try:
-        return read()
-    except ClientError as exc:
-        if missing_error(exc) or error_code(exc) in ("ServerSideEncryptionConfigurationNotFoundError",
-                                                "OwnershipControlsNotFoundError", "NoSuchTagSet"):
-            return default
-        raise
 
 
 @dataclass
@@ -550,13 +537,11 @@ class S3BucketPolicy(_SharedPolicy):
 
     def read(self, session: AccountSession) -> Document | None:
         s3 = session.client("s3")
-        try:
-            policy = canonical(s3.get_bucket_policy(Bucket=self.name)["Policy"])
-        except ClientError as exc:
-            if missing_error(exc):
-                return self._remember(None)
-            raise
-        tags = _try(lambda: {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=self.name)["TagSet"]}, {})
+        reply = unless_missing(lambda: s3.get_bucket_policy(Bucket=self.name))
+        if reply is None:
+            return self._remember(None)
+        policy = canonical(reply["Policy"])
+        tags = _bucket_tags(s3, self.name)
         self._bucket_managed = tags.get(MANAGED_TAG[0]) == MANAGED_TAG[1]
         return self._remember(policy)
 
@@ -584,12 +569,7 @@ class GlueResourcePolicy(_SharedPolicy):
         self.kind = "glue-resource-policy"
 
     def read(self, session: AccountSession) -> Document | None:
-        try:
-            reply = session.client("glue").get_resource_policy()
-        except ClientError as exc:
-            if missing_error(exc):
-                return self._remember(None)
-            raise
+        reply = unless_missing(lambda: session.client("glue").get_resource_policy(), {})
         return self._remember(canonical(reply["PolicyInJson"]) if reply.get("PolicyInJson") else None)
 
     def _shared(self) -> bool:
@@ -621,12 +601,9 @@ class GlueDatabase(Resource):
         return {"description": self.description, "tags": _tags()}
 
     def read(self, session: AccountSession) -> Document | None:
-        try:
-            database = session.client("glue").get_database(Name=self.name)["Database"]
-        except ClientError as exc:
-            if missing_error(exc):
-                return None
-            raise
+        database = unless_missing(lambda: session.client("glue").get_database(Name=self.name)["Database"])
+        if database is None:
+            return None
         # Glue databases take no tags on this path; bootstrap marks its own in Parameters.
         return {"description": database.get("Description", ""), "tags": dict(database.get("Parameters", {}))}
 
@@ -663,18 +640,12 @@ class AthenaWorkGroup(Resource):
 
     def read(self, session: AccountSession) -> Document | None:
         athena = session.client("athena")
-        try:
-            group = athena.get_work_group(WorkGroup=self.name).get("WorkGroup")
-        except ClientError as exc:
-            if missing_error(exc):
-                return None
-            raise
+        group = unless_missing(lambda: athena.get_work_group(WorkGroup=self.name).get("WorkGroup"))
         if not group:
             return None
         config = group.get("Configuration", {})
         result = config.get("ResultConfiguration", {})
-        tags = {t["Key"]: t["Value"] for t in athena.list_tags_for_resource(ResourceARN=self._arn(session))
-                .get("Tags", [])}
+        tags = _tag_dict(athena.list_tags_for_resource(ResourceARN=self._arn(session)).get("Tags", []))
         state = {"output_location": result.get("OutputLocation", ""),
                  "enforce": bool(config.get("EnforceWorkGroupConfiguration", False)),
                  "expected_bucket_owner": result.get("ExpectedBucketOwner", ""), "tags": tags}
@@ -696,7 +667,7 @@ class AthenaWorkGroup(Resource):
     def create(self, session: AccountSession) -> None:
         session.client("athena").create_work_group(
             Name=self.name, Configuration=self._configuration(), Description="featureshare training-set queries",
-            Tags=[{"Key": k, "Value": v} for k, v in _tags().items()])
+            Tags=_tag_list(_tags()))
 
     def update(self, session: AccountSession, current: Document) -> None:
         config = self._configuration()
@@ -723,16 +694,11 @@ class AthenaDataCatalog(Resource):
 
     def read(self, session: AccountSession) -> Document | None:
         athena = session.client("athena")
-        try:
-            catalog = athena.get_data_catalog(Name=self.name).get("DataCatalog")
-        except ClientError as exc:
-            if missing_error(exc):
-                return None
-            raise
+        catalog = unless_missing(lambda: athena.get_data_catalog(Name=self.name).get("DataCatalog"))
         if not catalog:
             return None
         arn = _athena_arn(session, f"datacatalog/{self.name}")
-        tags = {t["Key"]: t["Value"] for t in athena.list_tags_for_resource(ResourceARN=arn).get("Tags", [])}
+        tags = _tag_dict(athena.list_tags_for_resource(ResourceARN=arn).get("Tags", []))
         return {"type": catalog.get("Type"), "catalog-id": catalog.get("Parameters", {}).get("catalog-id", ""),
                 "tags": tags}
 
@@ -740,7 +706,7 @@ class AthenaDataCatalog(Resource):
         session.client("athena").create_data_catalog(
             Name=self.name, Type="GLUE", Parameters={"catalog-id": self.catalog_id},
             Description="featureshare: the central account's Glue Data Catalog",
-            Tags=[{"Key": k, "Value": v} for k, v in _tags().items()])
+            Tags=_tag_list(_tags()))
 
     def update(self, session: AccountSession, current: Document) -> None:
         session.client("athena").update_data_catalog(Name=self.name, Type="GLUE",

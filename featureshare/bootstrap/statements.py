@@ -3,7 +3,7 @@
 A policy bootstrap does not own alone (the policy of a key or bucket it did not create, the account's Glue Data
 Catalog resource policy) is changed statement by statement: each of bootstrap's statements replaces the
 statement of the same Sid or is appended, every other statement is kept in its place, and removing takes out
-exactly bootstrap's Sids. Both functions are pure.
+exactly bootstrap's Sids. The functions are pure.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import copy
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-__all__ = ["merge_statements", "remove_statements"]
+__all__ = ["merge_statements", "remove_statements", "statements_of"]
 
 
-def _statements(policy: Mapping[str, Any]) -> list[dict[str, Any]]:
+def statements_of(policy: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The statements of ``policy`` as a list of copies (IAM allows a lone statement object in its place)."""
     statements = policy.get("Statement", [])
     return [dict(s) for s in (statements if isinstance(statements, list) else [statements])]
 
@@ -29,7 +30,7 @@ def merge_statements(policy: Mapping[str, Any], statements: Sequence[dict[str, A
     [{'Sid': 'A', 'Effect': 'Deny'}, {'Sid': 'B'}, {'Sid': 'C'}]
     """
     merged = copy.deepcopy(dict(policy))
-    current = _statements(merged)
+    current = statements_of(merged)
     for statement in statements:
         index = next((i for i, s in enumerate(current) if s.get("Sid") == statement["Sid"]), None)
         if index is None:
@@ -47,5 +48,5 @@ def remove_statements(policy: Mapping[str, Any], sids: Collection[str]) -> dict[
     {'Statement': [{'Sid': 'B'}]}
     """
     kept = copy.deepcopy(dict(policy))
-    kept["Statement"] = [s for s in _statements(kept) if s.get("Sid") not in sids]
+    kept["Statement"] = [s for s in statements_of(kept) if s.get("Sid") not in sids]
     return kept
