@@ -440,22 +440,23 @@ class QueryRun:
 
 def run_query(session: Any, sql: str, *, output: str, timeout: float = 600.0) -> QueryRun:
     """Run one Athena statement in ``session``'s account and wait for it (wall time includes the polling,
-    at most 20 ms late)."""
+    at most 20 ms late). A query that ends FAILED or CANCELLED is returned with its state and reason; one still
+    running after ``timeout`` seconds is stopped and raises WaitTimeoutError (a TimeoutError)."""
+    from featureshare.errors import QueryFailedError
+    from featureshare.training.athena import wait_for
+
     athena = session.client("athena")
     started = time.perf_counter()
     query_id = athena.start_query_execution(QueryString=sql,
                                             ResultConfiguration={"OutputLocation": output})["QueryExecutionId"]
-    deadline = time.monotonic() + timeout
-    while True:
-        execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
-        state = execution["Status"]["State"]
-        if state in ("SUCCEEDED", "FAILED", "CANCELLED"):
-            break
-        if time.monotonic() > deadline:
-            athena.stop_query_execution(QueryExecutionId=query_id)
-            raise TimeoutError(f"Athena query {query_id} still {state} after {timeout:g}s")
-        time.sleep(0.02)
+    try:
+        execution = wait_for(athena, query_id, timeout, sleep=lambda _: time.sleep(0.02))
+    except QueryFailedError:
+        execution = None
     seconds = time.perf_counter() - started
+    if execution is None:
+        execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+    state = execution["Status"]["State"]
     return QueryRun(query_id, state, seconds, int(execution.get("Statistics", {}).get("DataScannedInBytes", 0)),
                     execution["Status"].get("StateChangeReason", ""),
                     execution.get("ResultConfiguration", {}).get("OutputLocation", ""))
