@@ -110,6 +110,11 @@ class Topology:
         known = ", ".join(f"{c.name} ({c.account_id})" for c in self.consumers) or "none"
         raise ConfigError(f"no consumer named {name_or_account!r} in the topology; known: {known}")
 
+    @property
+    def replicating_consumers(self) -> tuple[ConsumerAccount, ...]:
+        """The consumers with ``replicate_offline_store``, in topology order."""
+        return tuple(c for c in self.consumers if c.replicate_offline_store)
+
     def consumer_for_account(self, account_id: str) -> ConsumerAccount | None:
         return next((c for c in self.consumers if c.account_id == account_id), None)
 

@@ -47,7 +47,7 @@ from featureshare.bootstrap.key_policies import (
     check_key,
     foreign_keys,
 )
-from featureshare.bootstrap.replication import S3BucketReplication, replicating_consumers, replication_configuration
+from featureshare.bootstrap.replication import S3BucketReplication, replication_configuration
 from featureshare.bootstrap.resources import (
     MANAGED_TAG,
     AthenaDataCatalog,
@@ -212,7 +212,7 @@ class Bootstrap:
     def documents(self) -> dict[str, PolicyDocument]:
         """The rendered documents (re-rendered once the key ARNs are known)."""
         resolved = {"central": self._central_key_arn()}
-        for consumer in replicating_consumers(self.topology):
+        for consumer in self.topology.replicating_consumers:
             resolved[replica_key_owner(consumer)] = self._replica_key_arn(consumer)
         if not self._documents or self._documents_keys != resolved:
             keys = dict(resolved)
@@ -303,7 +303,7 @@ class Bootstrap:
         # Last: the configuration names the replication role and the replica buckets (versioned), made above.
         # Always there: once no consumer replicates, bootstrap's rules are removed (and then its role).
         items.append(self._replication_configuration())
-        if not replicating_consumers(self.topology):
+        if not self.topology.replicating_consumers:
             items += self._replication_role_resources(retired=True)
         return items
 
@@ -312,7 +312,7 @@ class Bootstrap:
 
     def _replication_configuration(self) -> S3BucketReplication:
         if self._replication is None:
-            replicating = replicating_consumers(self.topology)
+            replicating = self.topology.replicating_consumers
             self._replication = S3BucketReplication(
                 "central", self.topology.central.offline_bucket, setting="central.offline_bucket",
                 configuration=lambda kept: replication_configuration(
@@ -326,7 +326,7 @@ class Bootstrap:
     def _replica_key_resources(self) -> list[Resource]:
         """The replica keys to create, first of all: the central replication role's policy names their ARNs.
         Their policies (naming that role) are put later, once the role exists."""
-        for consumer in replicating_consumers(self.topology):
+        for consumer in self.topology.replicating_consumers:
             alias = kms_alias(consumer.replica_kms_key)
             if alias is not None and consumer.name not in self._replica_keys:
                 self._replica_keys[consumer.name] = KmsKey(consumer.name, alias,
@@ -337,7 +337,7 @@ class Bootstrap:
     def _replication_role_resources(self, *, retired: bool = False) -> list[Resource]:
         """The central replication role and its policy while a consumer replicates; ``retired`` (once none does),
         the same to remove, policy first -- the role stays while rules of others use it."""
-        if not retired and not replicating_consumers(self.topology):
+        if not retired and not self.topology.replicating_consumers:
             return []
         role = DEFAULT_REPLICATION_ROLE_NAME
         items: list[Resource] = [
@@ -402,7 +402,7 @@ class Bootstrap:
 
     def _foreign_keys(self) -> list[ForeignKey]:
         """The keys whose policies a rendered document constrains but bootstrap does not write."""
-        owned = {f"replica-key-policy[{c.name}]" for c in replicating_consumers(self.topology)
+        owned = {f"replica-key-policy[{c.name}]" for c in self.topology.replicating_consumers
                  if kms_alias(c.replica_kms_key) is not None}
         if self._key_alias() is not None:
             owned.add("offline-key-policy")

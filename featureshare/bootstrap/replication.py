@@ -21,8 +21,8 @@ from featureshare.bootstrap.templates import partition_of, replication_role_arn
 from featureshare.config import ConsumerAccount, Topology
 from featureshare.session import AccountSession
 
-__all__ = ["RULE_ID_PREFIX", "S3BucketReplication", "is_bootstrap_rule", "replicating_consumers",
-           "replication_configuration", "replication_rule"]
+__all__ = ["RULE_ID_PREFIX", "S3BucketReplication", "is_bootstrap_rule", "replication_configuration",
+           "replication_rule"]
 
 #: Rule ids are ``featureshare-<consumer name>``; bootstrap manages every rule whose ID starts with it.
 RULE_ID_PREFIX = "featureshare-"
@@ -31,11 +31,6 @@ RULE_ID_PREFIX = "featureshare-"
 def is_bootstrap_rule(rule: Mapping[str, Any]) -> bool:
     """Whether bootstrap manages this replication rule (its ID starts with :data:`RULE_ID_PREFIX`)."""
     return str(rule.get("ID", "")).startswith(RULE_ID_PREFIX)
-
-
-def replicating_consumers(topology: Topology) -> tuple[ConsumerAccount, ...]:
-    """The consumers with ``replicate_offline_store``, in topology order."""
-    return tuple(c for c in topology.consumers if c.replicate_offline_store)
 
 
 def replication_rule(consumer: ConsumerAccount, priority: int, replica_key_arn: str, *, partition: str = "aws"
@@ -92,7 +87,7 @@ def replication_configuration(topology: Topology, replica_key_arns: Mapping[str,
     taken = {rule.get("Priority") for rule in kept_rules}
     free = (priority for priority in itertools.count(1) if priority not in taken)
     rules = [replication_rule(consumer, next(free), replica_key_arns[consumer.name], partition=partition)
-             for consumer in replicating_consumers(topology)]
+             for consumer in topology.replicating_consumers]
     return {"Role": replication_role_arn(topology), "Rules": [*(dict(rule) for rule in kept_rules), *rules]}
 
 

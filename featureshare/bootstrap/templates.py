@@ -463,7 +463,7 @@ def _consumer_documents(consumer: ConsumerAccount, values: Mapping[str, Value], 
 def _replication_documents(topology: Topology, values: Mapping[str, Value], resolved: Mapping[str, str],
                            template_dir: Path | None) -> list[PolicyDocument]:
     """The central replication role and, per replicating consumer, its replica bucket and key policies."""
-    replicating = [c for c in topology.consumers if c.replicate_offline_store]
+    replicating = topology.replicating_consumers
     if not replicating:
         return []
     central = topology.central.account_id
