@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from botocore import xform_name
 
 from featureshare import errors
 from featureshare.config import ROLE_ARN_RE, ConsumerAccount
 from featureshare.dataset_spec import DatasetSpec, EntitiesRef, load_spec
 from featureshare.jobs import launcher
+from featureshare.s3uri import split_s3_uri
 
 if TYPE_CHECKING:
     from featureshare.cli import Context
 
 __all__ = ["jobs"]
-
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,25 @@ def _stage(obj: Context, spec: DatasetSpec, consumer: ConsumerAccount, folder: s
 def _upload(obj: Context, staged: _Staged) -> None:
     s3 = obj.source_session().client("s3")
     for source, uri in staged.uploads:
-        bucket, _, key = uri[len("s3://"):].partition("/")
+        bucket, key = split_s3_uri(uri)
         body = source.read_bytes() if isinstance(source, Path) else source.encode("utf-8")
         with errors.translate_client_error(action="s3:PutObject", resource=uri):
             s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def _send(obj: Context, staged: _Staged, request: dict[str, Any], call: tuple[str, str, str], *, resource: str,
+          dry_run: bool, human: Callable[[dict[str, Any]], str]) -> None:
+    """Validate ``request`` for ``call`` (service, operation, ARN field of the reply); unless ``dry_run``, upload
+    what is staged and send it; emit the plan (and the new ARN, as the snake_case of its field)."""
+    service, operation, arn_field = call
+    launcher.validate_request(service, operation, request)
+    data: dict[str, Any] = {"dry_run": dry_run, "uploads": _plan(staged), "request": request}
+    if not dry_run:
+        _upload(obj, staged)
+        with errors.translate_client_error(action=f"{service}:{operation}", resource=resource):
+            reply = getattr(obj.source_session().client(service), xform_name(operation))(**request)
+        data[xform_name(arn_field)] = reply[arn_field]
+    obj.emit(data, human)
 
 
 def _job_options(func: Any) -> Any:
@@ -134,14 +151,8 @@ def jobs_submit(obj: Context, spec_path: str, image_uri: str, role_arn: str, ins
     request = launcher.build_dataset_job_request(
         job_name=job_name, spec_s3_uri=staged.spec_prefix, config_s3_uri=staged.config_prefix,
         settings=_settings(image_uri, role_arn, instance_type, volume_gb, max_runtime))
-    launcher.validate_request("sagemaker", "CreateProcessingJob", request)
-    data: dict[str, Any] = {"dry_run": dry_run, "uploads": _plan(staged), "request": request}
-    if not dry_run:
-        _upload(obj, staged)
-        with errors.translate_client_error(action="sagemaker:CreateProcessingJob", resource=job_name):
-            reply = obj.source_session().client("sagemaker").create_processing_job(**request)
-        data["processing_job_arn"] = reply["ProcessingJobArn"]
-    obj.emit(data, _human_submit)
+    _send(obj, staged, request, ("sagemaker", "CreateProcessingJob", "ProcessingJobArn"), resource=job_name,
+          dry_run=dry_run, human=_human_submit)
 
 
 def _human_dry_run(data: dict[str, Any], operation: str) -> str:
@@ -188,14 +199,8 @@ def jobs_schedule(obj: Context, spec_path: str, image_uri: str, role_arn: str, i
     request = launcher.schedule_request(name=schedule_name, expression=expression, job_request=job_request,
                                         scheduler_role_arn=scheduler_role or role_arn, timezone=timezone,
                                         description=f"featureshare build-dataset {spec.name}")
-    launcher.validate_request("scheduler", "CreateSchedule", request)
-    data: dict[str, Any] = {"dry_run": dry_run, "uploads": _plan(staged), "request": request}
-    if not dry_run:
-        _upload(obj, staged)
-        with errors.translate_client_error(action="scheduler:CreateSchedule", resource=schedule_name):
-            reply = obj.source_session().client("scheduler").create_schedule(**request)
-        data["schedule_arn"] = reply["ScheduleArn"]
-    obj.emit(data, _human_schedule)
+    _send(obj, staged, request, ("scheduler", "CreateSchedule", "ScheduleArn"), resource=schedule_name,
+          dry_run=dry_run, human=_human_schedule)
 
 
 def _human_schedule(data: dict[str, Any]) -> str:
