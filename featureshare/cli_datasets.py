@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from featureshare.cli_groups import session_for
 from featureshare.config import ConsumerAccount
 from featureshare.dataset_spec import DatasetSpec, load_spec
 from featureshare.session import AccountSession
@@ -24,11 +25,9 @@ __all__ = ["build_dataset", "sql"]
 def _sessions(obj: Context, spec: DatasetSpec, team: str | None, central_profile: str | None
               ) -> tuple[AccountSession, AccountSession | None]:
     local = obj.source_session()
-    if not (any(g.account == "central" for g in spec.groups) or spec.strategy == "central-role"):
+    if not spec.needs_central:
         return local, None
-    if central_profile:
-        return local, AccountSession.current(region=obj.region or obj.topology.region, profile=central_profile)
-    return local, obj.central_session(team)
+    return local, session_for(obj, local_account=False, team=team, central_profile=central_profile)
 
 
 def _consumer(obj: Context, local: AccountSession) -> ConsumerAccount | None:

@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from featureshare import errors
-from featureshare.dataset_spec import read_data_file
 from featureshare.session import AccountSession
 
 if TYPE_CHECKING:
     from featureshare.cli import Context
 
-__all__ = ["RAM_PERMISSIONS", "get", "groups", "ingest", "read_data_file", "share", "share_request",
-           "spec_from_file", "where_options"]
+__all__ = ["RAM_PERMISSIONS", "get", "groups", "ingest", "session_for", "share", "share_request", "spec_from_file",
+           "where_options"]
 
 #: AWS managed RAM permissions for SageMaker feature groups ("Enabling cross account access" in the
 #: SageMaker developer guide; note AWS's own spelling "Sagemaker" in the read-write name).

@@ -43,8 +43,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from featureshare.errors import ConfigError, ValidationError
+from featureshare.errors import ConfigError, ValidationError, translate_client_error
 from featureshare.group_spec import NAME_RE
+from featureshare.s3uri import split_s3_uri
 from featureshare.training.sql import parse_ttl, to_epoch_seconds
 
 __all__ = ["ACCOUNTS", "FORMATS", "STRATEGIES", "DatasetSpec", "EntitiesRef", "GroupRef", "build_dataset",
@@ -65,7 +66,6 @@ _ENTITY_KEYS = {"path", "uri", "table"}
 _GROUP_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:feature-group/[a-zA-Z0-9_-]{1,64}$")
 _COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _TABLE_RE = re.compile(r"^[A-Za-z0-9_@-]+(\.[A-Za-z0-9_]+){1,2}$")
-_S3_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S*$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 EntitiesKind = Literal["file", "s3", "table"]
@@ -132,6 +132,11 @@ class DatasetSpec:
         Relative entity file paths are resolved against ``base_dir`` (the spec file's folder).
         """
         return _Parser(data, Path(base_dir) if base_dir else None, source).parse()
+
+    @property
+    def needs_central(self) -> bool:
+        """Whether building it needs a central session: a central group, or ``strategy = "central-role"``."""
+        return self.strategy == "central-role" or any(g.account == "central" for g in self.groups)
 
     def output_uri(self, default_root: str | None = None) -> str:
         """``output``, else ``<default_root>/<name>/`` (the consumer's training prefix from the topology)."""
@@ -230,7 +235,8 @@ class _Parser:
             "name": self.text(data, "name", "name", NAME_RE, "a name of letters, digits, '-' and '_'") or "dataset",
             "timezone": timezone,
             "as_of": self.as_of(data.get("as_of"), timezone),
-            "output": self.text(data, "output", "output", _S3_RE, "an s3://bucket/prefix/ URI"),
+            "output": self.s3_uri(self.text(data, "output", "output", expected="an s3://bucket/prefix/ URI"),
+                                  "output", require_key=False),
             "format": self.text(data, "format", "format", choices=FORMATS, expected="a string") or "parquet",
             "register_as": self.text(data, "register_as", "register_as", re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$"),
                                      "'database.table' (lower case)"),
@@ -286,14 +292,22 @@ class _Parser:
             self.problem(f"entities.{'uri' if kind == 's3' else 'path'}", value, "must end in .csv or .parquet")
             return None
         if kind == "s3":
-            if not _S3_RE.fullmatch(value):
-                self.problem("entities.uri", value, "must be s3://bucket/key")
-                return None
-            return EntitiesRef("s3", value)
+            return EntitiesRef("s3", value) if self.s3_uri(value, "entities.uri", require_key=True) else None
         path = Path(value).expanduser()
         if not path.is_absolute() and self.base_dir is not None:
             path = self.base_dir / path
         return EntitiesRef("file", str(path))
+
+    def s3_uri(self, value: str | None, where: str, *, require_key: bool) -> str | None:
+        """``value`` if it is ``None`` or an S3 URI by :func:`split_s3_uri`'s rule, else ``None`` and a problem."""
+        if value is None:
+            return None
+        try:
+            split_s3_uri(value, field=where, require_key=require_key)
+        except ValidationError as exc:
+            self.problems.append(exc.args[0])
+            return None
+        return value
 
     def timezone(self, value: Any) -> str | None:
         if value is None:
@@ -406,9 +420,7 @@ def load_entities(spec: DatasetSpec, session: Any, record_id_types: Mapping[str,
     if spec.entities.kind == "file":
         frame = read_data_file(spec.entities.value)
     else:
-        bucket, _, key = spec.entities.value[len("s3://"):].partition("/")
-        from featureshare.errors import translate_client_error
-
+        bucket, key = split_s3_uri(spec.entities.value, field="entities")
         with translate_client_error(action="s3:GetObject", resource=spec.entities.value):
             body = session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
         frame = (pd.read_csv(io.BytesIO(body), dtype=str) if spec.entities.file_format == "csv"

@@ -38,6 +38,16 @@ def test_the_example_spec_is_valid_and_resolves_its_entities_file_next_to_itself
         "s3://featureshare-training-222222222222/training-sets/churn-v1/"
 
 
+@pytest.mark.parametrize(("overrides", "needs_central"), [
+    ({}, True),
+    ({"groups": [{"name": "users", "account": "local"}]}, False),
+    ({"groups": [{"name": "users", "account": "local"}], "strategy": "central-role"}, True),
+])
+def test_a_spec_needs_a_central_session_for_a_central_group_or_the_central_role_strategy(
+        overrides: dict, needs_central: bool) -> None:
+    assert DatasetSpec.from_dict(minimal(**overrides)).needs_central is needs_central
+
+
 @pytest.mark.parametrize(("entities", "kind"), [
     ("labels.csv", "file"), ("data/labels.parquet", "file"), ("s3://my-bucket/labels/2024.parquet", "s3"),
     ("analytics.labels", "table"), ("central.analytics.labels", "table"), ({"table": "db.t"}, "table"),
@@ -53,6 +63,15 @@ def test_unreadable_entity_sources_are_rejected_naming_the_field(entities: objec
     with pytest.raises(ValidationError, match="entities") as info:
         DatasetSpec.from_dict(minimal(entities=entities))
     assert info.value.field.startswith("entities")
+
+
+def test_s3_uris_of_entities_and_output_are_checked_by_the_one_s3_rule_naming_field_and_value() -> None:
+    with pytest.raises(ValidationError) as info:
+        DatasetSpec.from_dict(minimal(entities={"uri": "s3://My_Bucket/labels.csv"}, output="gs://bucket/sets/"))
+    assert info.value.problems == [
+        "entities.uri='s3://My_Bucket/labels.csv' is not an s3://bucket/key URI: 'My_Bucket' is not a bucket name "
+        "(3-63 lower-case letters, digits, dots and hyphens)",
+        "output='gs://bucket/sets/' is not an s3://bucket/prefix URI: it does not start with s3://"]
 
 
 def test_every_problem_is_reported_at_once_with_its_field_name() -> None:

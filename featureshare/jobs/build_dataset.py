@@ -23,45 +23,23 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from featureshare.config import Topology, load_topology
-from featureshare.errors import FeatureshareError
-from featureshare.session import AccountSession, assume_role
+from featureshare.config import load_topology
+from featureshare.jobs.runtime import central_session, job_sessions, run_main
+
+if TYPE_CHECKING:
+    from featureshare.training.result import BuiltTrainingSet
 
 __all__ = ["central_session", "job_sessions", "main", "result_summary"]
 
 logger = logging.getLogger(__name__)
 
 
-def central_session(topology: Topology, source: AccountSession, *, team: str | None = None) -> AccountSession:
-    """``source``'s assumed central role, tagged with ``team`` or the team of ``source``'s consumer account."""
-    consumer = topology.consumer_for_account(source.account_id)
-    chosen = team or (consumer.team if consumer else None)
-    return assume_role(topology.central.access_role_arn, source=source, tags={"team": chosen} if chosen else None,
-                       external_id=topology.central.external_id, region=topology.region)
-
-
-def job_sessions(config: str | None, *, team: str | None = None, need_central: bool = True
-                 ) -> tuple[AccountSession, AccountSession | None]:
-    """(the container's own session, its assumed central session or ``None``) for a job's topology."""
-    topology = load_topology(config)
-    local = AccountSession.current(region=topology.region)
-    identity = local.whoami()
-    logger.info("running as %s (account %s)", identity.arn, identity.account)
-    central = central_session(topology, local, team=team) if need_central else None
-    if central is not None:
-        logger.info("assumed %s (team %s)", topology.central.access_role_arn, central.team)
-    return local, central
-
-
-def result_summary(result: Any) -> dict[str, Any]:
+def result_summary(result: BuiltTrainingSet) -> dict[str, Any]:
     """The JSON-ready facts of a training-set build result."""
-    manifest = getattr(result, "manifest", None) or {}
-    return {"location": getattr(result, "location", None), "query_execution_id": getattr(result, "query_execution_id",
-                                                                                          None),
-            "data_scanned_bytes": getattr(result, "data_scanned_bytes", None),
-            "row_count": manifest.get("row_count") if isinstance(manifest, dict) else None}
+    return {"location": result.location, "query_execution_id": result.query_execution_id,
+            "data_scanned_bytes": result.data_scanned_bytes, "row_count": (result.manifest or {}).get("row_count")}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -81,13 +59,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     spec = load_spec(args.spec)
     logger.info("spec %s: %d group(s), entities %s", spec.name, len(spec.groups), spec.entities.value)
     topology = load_topology(args.config)
-    need_central = any(g.account == "central" for g in spec.groups) or spec.strategy == "central-role"
-    local, central = job_sessions(args.config, team=args.team, need_central=need_central)
+    local, central = job_sessions(topology, team=args.team, need_central=spec.needs_central)
     consumer = topology.consumer_for_account(local.account_id)
     default_root = consumer.training_s3_uri if consumer else None
     if args.run_id:
-        run = re.sub(r"[^A-Za-z0-9_.=-]+", "", args.run_id) or "run"
-        spec = replace(spec, output=f"{spec.output_uri(default_root)}run={run}/")
+        run_id = re.sub(r"[^A-Za-z0-9_.=-]+", "", args.run_id) or "run"
+        spec = replace(spec, output=f"{spec.output_uri(default_root)}run={run_id}/")
     logger.info("building %s -> %s", spec.name, spec.output_uri(default_root))
     summary = result_summary(build_dataset(spec, central=central, local=local, consumer=consumer))
     logger.info("done: %s", summary)
@@ -96,16 +73,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entrypoint; returns the process exit code (featureshare errors are logged, not raised)."""
-    from featureshare.cli import exit_code_for
-    from featureshare.jobs.ingest import _configure_logging
+    return run_main("build-dataset", argv, parse_args, run, _write_summary)
 
-    _configure_logging()
-    args = parse_args(argv)
-    try:
-        summary = run(args)
-    except FeatureshareError as exc:
-        logger.error("build-dataset failed: %s", exc)
-        return exit_code_for(exc)
+
+def _write_summary(args: argparse.Namespace, summary: dict[str, Any]) -> int:
     text = json.dumps(summary, default=str)
     if args.result:
         Path(args.result).write_text(text, encoding="utf-8")

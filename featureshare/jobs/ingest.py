@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from featureshare.errors import FeatureshareError, ValidationError
+from featureshare.errors import IngestionError, ValidationError
 from featureshare.ingest import IngestReport, RowFailure
+from featureshare.jobs.runtime import job_sessions, run_main
 
 __all__ = ["RESOURCE_CONFIG", "Shard", "main", "merge_reports", "read_report", "shard_files", "write_report"]
 
@@ -156,7 +157,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> IngestReport:
     """Ingest this instance's shard; return its report (also written to ``--output``)."""
     from featureshare.groups import FeatureStore
-    from featureshare.jobs.build_dataset import job_sessions
 
     shard = resolve_shard(args.instance_count, args.current_host)
     files = shard_files(args.input, shard)
@@ -178,27 +178,16 @@ def run(args: argparse.Namespace) -> IngestReport:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entrypoint; returns the process exit code (never raises for featureshare errors)."""
-    from featureshare.cli import exit_code_for
-    from featureshare.errors import IngestionError
+    return run_main("ingest", argv, parse_args, run, _exit_code)
 
-    _configure_logging()
-    args = parse_args(argv)
-    try:
-        report = run(args)
-    except FeatureshareError as exc:
-        logger.error("ingest failed: %s", exc)
-        return exit_code_for(exc)
+
+def _exit_code(args: argparse.Namespace, report: IngestReport) -> int:
+    from featureshare.cli import exit_code_for
+
     if report.failed:
         logger.error("%d of %d records failed", report.failed, report.rows_seen)
         return exit_code_for(IngestionError("failed records"))
     return 0
-
-
-def _configure_logging() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 if __name__ == "__main__":  # pragma: no cover
