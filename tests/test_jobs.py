@@ -84,6 +84,20 @@ def test_a_malformed_request_is_caught_by_botocores_model_before_sending() -> No
     assert len(info.value.problems) == 2
 
 
+def test_job_requests_name_every_argument_that_is_not_an_s3_uri() -> None:
+    with pytest.raises(ValidationError, match="spec_s3_uri='training-bucket/s/'") as info:
+        launcher.build_dataset_job_request(job_name="j", spec_s3_uri="training-bucket/s/", settings=SETTINGS)
+    assert info.value.field == "spec_s3_uri"
+    with pytest.raises(ValidationError) as info:
+        launcher.ingest_job_request(job_name="j", group="users", input_s3_uri="s3://Bad_Bucket/raw/",
+                                    output_s3_uri="/tmp/reports", settings=SETTINGS)
+    assert [p.split("=")[0] for p in info.value.problems] == ["input_s3_uri", "output_s3_uri"]
+    assert "'Bad_Bucket' is not a bucket name" in info.value.problems[0]
+    with pytest.raises(ValidationError, match="config_s3_uri='s3://b'"):
+        launcher.build_dataset_job_request(job_name="j", spec_s3_uri="s3://training-bucket/s/", settings=SETTINGS,
+                                           config_s3_uri="s3://b")
+
+
 def test_invalid_settings_and_schedules_list_every_problem() -> None:
     bad = launcher.JobSettings(image_uri="", role_arn="SearchRole", instance_type="m5.large", instance_count=0)
     with pytest.raises(ValidationError, match="invalid processing job") as info:

@@ -30,6 +30,7 @@ from typing import Any
 
 from featureshare.config import ROLE_ARN_RE
 from featureshare.errors import ValidationError
+from featureshare.s3uri import split_s3_uri
 
 __all__ = [
     "CONFIG_DIR",
@@ -67,7 +68,6 @@ _SAMPLE_EXECUTION_ID = "d32c5kddcf5bb8c3"
 _JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _SCHEDULE_NAME_RE = re.compile(r"^[0-9a-zA-Z-_.]{1,64}$")
 _CRON_RE = re.compile(r"^(cron\([^()]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\)|at\([0-9T:-]+\))$")
-_S3_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?$")
 _INSTANCE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 
 
@@ -119,6 +119,17 @@ def _s3_input(name: str, uri: str, local_path: str, *, sharded: bool = False) ->
         "S3DataDistributionType": "ShardedByS3Key" if sharded else "FullyReplicated"}}
 
 
+def _s3_problems(**uris: str | None) -> list[str]:
+    """One problem per argument that is not an ``s3://bucket/prefix`` URI (by :func:`split_s3_uri`'s rule)."""
+    problems = []
+    for name, uri in uris.items():
+        try:
+            split_s3_uri(uri, field=name, require_key=False)
+        except ValidationError as exc:
+            problems.append(exc.args[0])
+    return problems
+
+
 def _check(problems: list[str], what: str) -> None:
     if problems:
         raise ValidationError(f"invalid {what}: " + "; ".join(problems), field=problems[0].split("=", 1)[0],
@@ -131,8 +142,8 @@ def _base_request(name: str, settings: JobSettings, entrypoint: Sequence[str], i
     if not (_JOB_NAME_RE.match(name) or (name.endswith(EXECUTION_ID)
                                          and _JOB_NAME_RE.match(name.replace(EXECUTION_ID, _SAMPLE_EXECUTION_ID)))):
         problems.append(f"job_name={name!r}: must be 1-63 characters of letters, digits and '-'")
-    if config_s3_uri is not None and not _S3_RE.match(config_s3_uri):
-        problems.append(f"config_s3_uri={config_s3_uri!r}: must be an s3:// URI")
+    if config_s3_uri is not None:
+        problems += _s3_problems(config_s3_uri=config_s3_uri)
     _check(problems, "processing job")
     environment = dict(settings.environment)
     if config_s3_uri is not None:
@@ -163,8 +174,7 @@ def build_dataset_job_request(*, job_name: str, spec_s3_uri: str, settings: JobS
     ``config_s3_uri`` the prefix holding the topology ``featureshare.toml`` (``FEATURESHARE_CONFIG`` is set).
     ``run_id`` (e.g. :data:`SCHEDULED_TIME` for schedules) makes each run write under ``<output>/run=<id>/``.
     """
-    if not _S3_RE.match(spec_s3_uri or ""):
-        _check([f"spec_s3_uri={spec_s3_uri!r}: must be an s3:// URI"], "processing job")
+    _check(_s3_problems(spec_s3_uri=spec_s3_uri), "processing job")
     entrypoint = ["python3", "-m", "featureshare.jobs.build_dataset", "--spec", f"{SPEC_DIR}/{SPEC_FILE}"]
     if run_id:
         entrypoint += ["--run-id", run_id]
@@ -177,10 +187,7 @@ def ingest_job_request(*, job_name: str, group: str, input_s3_uri: str, output_s
     """``CreateProcessingJob`` running ``python3 -m featureshare.jobs.ingest`` over an S3 prefix of csv/parquet
     files, sharded across ``settings.instance_count`` instances (``ShardedByS3Key``); each instance uploads
     its report JSON to ``output_s3_uri`` (merge them with :func:`featureshare.jobs.ingest.merge_reports`)."""
-    problems = [f"{k}={v!r}: must be an s3:// URI" for k, v in (("input_s3_uri", input_s3_uri),
-                                                                ("output_s3_uri", output_s3_uri))
-                if not _S3_RE.match(v or "")]
-    _check(problems, "processing job")
+    _check(_s3_problems(input_s3_uri=input_s3_uri, output_s3_uri=output_s3_uri), "processing job")
     entrypoint = ["python3", "-m", "featureshare.jobs.ingest", "--group", group, "--account", account,
                   "--input", INGEST_INPUT_DIR, "--output", INGEST_OUTPUT_DIR]
     request = _base_request(job_name, settings, entrypoint,
