@@ -3,6 +3,7 @@ cleanup, manifest, partition pruning and the errors raised before anything runs.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import itertools
@@ -10,10 +11,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from botocore.stub import Stubber
+from training_fixtures import create_customer_group, offline_rows
+from training_fixtures import put_customer_record as _put
 
 from featureshare.errors import QueryFailedError, ValidationError, WaitTimeoutError
 from featureshare.local import EmbeddedAWS
@@ -42,36 +45,9 @@ class World:
     def output(self) -> str:
         return f"s3://{TRAINING}/sets/t{next(_prefixes)}/"
 
-    def offline_rows(self, description: dict[str, Any], session: AccountSession) -> list[dict[str, Any]]:
-        uri = description["OfflineStoreConfig"]["S3StorageConfig"]["ResolvedOutputS3Uri"]
-        bucket, _, prefix = uri[len("s3://"):].partition("/")
-        s3, frames = session.client("s3"), []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-                frames.append(pq.read_table(io.BytesIO(body)).to_pandas())
-        return pd.concat(frames, ignore_index=True).to_dict("records")
 
-
-def _group(session: AccountSession, name: str, bucket: str, event_type: str, feature: tuple[str, str]) -> dict:
-    session.client("sagemaker").create_feature_group(
-        FeatureGroupName=name, RecordIdentifierFeatureName="customer_id", EventTimeFeatureName="event_time",
-        FeatureDefinitions=[{"FeatureName": "customer_id", "FeatureType": "String"},
-                            {"FeatureName": "event_time", "FeatureType": event_type},
-                            {"FeatureName": feature[0], "FeatureType": feature[1]}],
-        OfflineStoreConfig={"S3StorageConfig": {"S3Uri": f"s3://{bucket}/fs"}},
-        RoleArn=f"arn:aws:iam::{session.account_id}:role/FeatureStoreOfflineRole")
-    return session.client("sagemaker").describe_feature_group(FeatureGroupName=name)
-
-
-def _put(session: AccountSession, group: str, customer: str, when: dt.datetime, event_type: str,
-         feature: str, value: Any) -> None:
-    event = str(when.timestamp()) if event_type == "Fractional" else when.strftime("%Y-%m-%dT%H:%M:%SZ")
-    record = [{"FeatureName": "customer_id", "ValueAsString": customer},
-              {"FeatureName": "event_time", "ValueAsString": event}]
-    if value is not None:
-        record.append({"FeatureName": feature, "ValueAsString": str(value)})
-    session.client("sagemaker-featurestore-runtime").put_record(FeatureGroupName=group, Record=record)
+def _offline_role(session: AccountSession) -> str:
+    return f"arn:aws:iam::{session.account_id}:role/FeatureStoreOfflineRole"
 
 
 def _seed(aws: EmbeddedAWS, central: AccountSession, consumer: AccountSession) -> tuple[dict, dict, dt.datetime]:
@@ -80,8 +56,10 @@ def _seed(aws: EmbeddedAWS, central: AccountSession, consumer: AccountSession) -
     consumer.client("s3").create_bucket(Bucket=TRAINING)
     consumer.client("athena").create_data_catalog(Name="central", Type="GLUE",
                                                   Parameters={"catalog-id": aws.account_ids["central"]})
-    sessions = _group(central, "sessions", CENTRAL_OFFLINE, "String", ("spend", "Fractional"))
-    keywords = _group(consumer, "keywords", LOCAL_OFFLINE, "Fractional", ("keyword", "String"))
+    sessions = create_customer_group(central, "sessions", event_type="String", feature=("spend", "Fractional"),
+                                     s3_config={"S3Uri": f"s3://{CENTRAL_OFFLINE}/fs"}, role=_offline_role(central))
+    keywords = create_customer_group(consumer, "keywords", event_type="Fractional", feature=("keyword", "String"),
+                                     s3_config={"S3Uri": f"s3://{LOCAL_OFFLINE}/fs"}, role=_offline_role(consumer))
     for hour in range(0, 48, 3):  # two days of history, several versions per customer
         for k in range(4):
             _put(central, "sessions", f"c{k}", START + dt.timedelta(hours=hour), "String", "spend", hour * 10 + k)
@@ -118,9 +96,9 @@ LABELS = _labels([1, 2, 7, 30, 30, 47, 12, 3], ["c0", "c1", "c2", "c1", "c9", "c
 def _reference(world: World, labels: pd.DataFrame, *, ttl: float | None = None, how: str = "left",
                as_of: float | None = None) -> pd.DataFrame:
     joins = [
-        ReferenceJoin(rows=world.offline_rows(world.sessions, world.central), record_id="customer_id",
+        ReferenceJoin(rows=offline_rows(world.sessions, world.central), record_id="customer_id",
                       event_time="event_time", features=["spend"], on="customer_id", ttl_seconds=ttl),
-        ReferenceJoin(rows=world.offline_rows(world.keywords, world.consumer), record_id="customer_id",
+        ReferenceJoin(rows=offline_rows(world.keywords, world.consumer), record_id="customer_id",
                       event_time="event_time", features=["keyword"], on="customer_id", how=how),
     ]
     rows = point_in_time_reference(labels.to_dict("records"), event_time="label_time", joins=joins, as_of=as_of)
@@ -274,36 +252,30 @@ def test_naive_as_of_and_naive_label_times_need_a_timezone(world: World) -> None
         _training(world, naive).build(session=world.consumer, output_uri=world.output())
 
 
-def test_ctrl_c_while_waiting_stops_the_query() -> None:
-    athena = AccountSession(_stub_session()).client("athena")
+@contextlib.contextmanager
+def _running_query_then_stopped(query_id: str) -> Iterator[Any]:
+    """An Athena client stubbed to answer one GetQueryExecution (RUNNING) and then expect StopQueryExecution."""
+    session = boto3.Session(aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1")
+    athena = AccountSession(session).client("athena")
     with Stubber(athena) as stub:
         stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "RUNNING"}}},
-                          {"QueryExecutionId": "q1"})
-        stub.add_response("stop_query_execution", {}, {"QueryExecutionId": "q1"})
-
-        def interrupted(_: float) -> None:
-            raise KeyboardInterrupt
-
-        with pytest.raises(KeyboardInterrupt):
-            wait_for(athena, "q1", timeout=60, sleep=interrupted)
+                          {"QueryExecutionId": query_id})
+        stub.add_response("stop_query_execution", {}, {"QueryExecutionId": query_id})
+        yield athena
         stub.assert_no_pending_responses()
+
+
+def test_ctrl_c_while_waiting_stops_the_query() -> None:
+    def interrupted(_: float) -> None:
+        raise KeyboardInterrupt
+
+    with _running_query_then_stopped("q1") as athena, pytest.raises(KeyboardInterrupt):
+        wait_for(athena, "q1", timeout=60, sleep=interrupted)
 
 
 def test_wait_times_out_and_stops_the_query() -> None:
-    athena = AccountSession(_stub_session()).client("athena")
-    with Stubber(athena) as stub:
-        stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "RUNNING"}}},
-                          {"QueryExecutionId": "q2"})
-        stub.add_response("stop_query_execution", {}, {"QueryExecutionId": "q2"})
-        with pytest.raises(WaitTimeoutError, match="still RUNNING after 0s"):
-            wait_for(athena, "q2", timeout=0)
-        stub.assert_no_pending_responses()
-
-
-def _stub_session() -> Any:
-    import boto3
-
-    return boto3.Session(aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1")
+    with _running_query_then_stopped("q2") as athena, pytest.raises(WaitTimeoutError, match="still RUNNING after 0s"):
+        wait_for(athena, "q2", timeout=0)
 
 
 def test_central_role_strategy_runs_central_only_sets_in_the_central_account(world: World) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
-import io
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -20,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
+from training_fixtures import create_customer_group, offline_rows
+from training_fixtures import put_customer_record as _put
 
 from featureshare.bootstrap.plan import Bootstrap
 from featureshare.bootstrap.templates import (
@@ -67,58 +67,27 @@ class World:
     def admin(self, account: str) -> AccountSession:
         return AccountSession(self.aws.admin_session(account))
 
-    def offline_rows(self, description: dict[str, Any], account: str) -> list[dict[str, Any]]:
-        uri = description["OfflineStoreConfig"]["S3StorageConfig"]["ResolvedOutputS3Uri"]
-        bucket, _, prefix = uri[len("s3://"):].partition("/")
-        s3, frames = self.admin(account).client("s3"), []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                frames.append(pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"]
-                                                       .read())).to_pandas())
-        return pd.concat(frames, ignore_index=True).to_dict("records")
-
-
-def _put(session: AccountSession, group: str, customer: str, when: dt.datetime, fractional: bool,
-         feature: str, value: Any) -> None:
-    event = str(when.timestamp()) if fractional else when.strftime("%Y-%m-%dT%H:%M:%SZ")
-    session.client("sagemaker-featurestore-runtime").put_record(FeatureGroupName=group, Record=[
-        {"FeatureName": "customer_id", "ValueAsString": customer},
-        {"FeatureName": "event_time", "ValueAsString": event},
-        {"FeatureName": feature, "ValueAsString": str(value)}])
-
-
-def _create_group(session: AccountSession, name: str, *, event_type: str, feature: tuple[str, str],
-                  offline_uri: str, role: str, kms_key: str | None = None, team: str | None = None) -> dict:
-    s3_config = {"S3Uri": offline_uri, **({"KmsKeyId": kms_key} if kms_key else {})}
-    sagemaker = session.client("sagemaker")
-    sagemaker.create_feature_group(
-        FeatureGroupName=name, RecordIdentifierFeatureName="customer_id", EventTimeFeatureName="event_time",
-        FeatureDefinitions=[{"FeatureName": "customer_id", "FeatureType": "String"},
-                            {"FeatureName": "event_time", "FeatureType": event_type},
-                            {"FeatureName": feature[0], "FeatureType": feature[1]}],
-        OfflineStoreConfig={"S3StorageConfig": s3_config}, RoleArn=role,
-        **({"Tags": [{"Key": "team", "Value": team}]} if team else {}))
-    return sagemaker.describe_feature_group(FeatureGroupName=name)
-
 
 def _seed(aws: EmbeddedAWS, topology: Topology, execution: AccountSession, central: AccountSession
           ) -> tuple[dict, dict, dt.datetime]:
     consumer, hub = topology.consumer(TEAM), topology.central
-    sessions = _create_group(central, "cr_sessions", event_type="String", feature=("spend", "Fractional"),
-                             offline_uri=f"s3://{hub.offline_bucket}/{hub.offline_prefix}",
-                             role=hub.offline_store_role_arn, kms_key=hub.kms_key, team=TEAM)
-    keywords = _create_group(AccountSession(aws.admin_session("consumer")), "cr_keywords", event_type="Fractional",
-                             feature=("keyword", "String"), offline_uri=f"s3://{consumer.training_bucket}/local-store",
-                             role=consumer.execution_role_arns[0])
+    central_s3 = {"S3Uri": f"s3://{hub.offline_bucket}/{hub.offline_prefix}",
+                  **({"KmsKeyId": hub.kms_key} if hub.kms_key else {})}
+    sessions = create_customer_group(central, "cr_sessions", event_type="String", feature=("spend", "Fractional"),
+                                     s3_config=central_s3, role=hub.offline_store_role_arn, tags={"team": TEAM})
+    keywords = create_customer_group(AccountSession(aws.admin_session("consumer")), "cr_keywords",
+                                     event_type="Fractional", feature=("keyword", "String"),
+                                     s3_config={"S3Uri": f"s3://{consumer.training_bucket}/local-store"},
+                                     role=consumer.execution_role_arns[0])
     for hour in range(0, 48, 3):
         for k in range(4):
-            _put(central, "cr_sessions", f"c{k}", START + dt.timedelta(hours=hour), False, "spend", hour * 10 + k)
+            _put(central, "cr_sessions", f"c{k}", START + dt.timedelta(hours=hour), "String", "spend", hour * 10 + k)
     for k in range(3):
-        _put(execution, "cr_keywords", f"c{k}", START + dt.timedelta(hours=5 * k), True, "keyword", f"kw{k}")
-    _put(execution, "cr_keywords", "c1", START + dt.timedelta(hours=20), True, "keyword", "kw1-late")
+        _put(execution, "cr_keywords", f"c{k}", START + dt.timedelta(hours=5 * k), "Fractional", "keyword", f"kw{k}")
+    _put(execution, "cr_keywords", "c1", START + dt.timedelta(hours=20), "Fractional", "keyword", "kw1-late")
     aws.flush()
     as_of = dt.datetime.now(dt.UTC)
-    _put(central, "cr_sessions", "c0", START + dt.timedelta(hours=1), False, "spend", -1)  # late backfill
+    _put(central, "cr_sessions", "c0", START + dt.timedelta(hours=1), "String", "spend", -1)  # late backfill
     aws.flush()
     return sessions, keywords, as_of
 
@@ -159,9 +128,9 @@ def _training(world: World, *, ttl: Any = None, how: str = "left", central_first
 
 def _reference(world: World, *, ttl: float | None = None, how: str = "left", as_of: float | None = None,
                central_first: bool = True) -> pd.DataFrame:
-    central = ReferenceJoin(rows=world.offline_rows(world.sessions, "central"), record_id="customer_id",
+    central = ReferenceJoin(rows=offline_rows(world.sessions, world.admin("central")), record_id="customer_id",
                             event_time="event_time", features=["spend"], on="customer_id", ttl_seconds=ttl)
-    local = ReferenceJoin(rows=world.offline_rows(world.keywords, "consumer"), record_id="customer_id",
+    local = ReferenceJoin(rows=offline_rows(world.keywords, world.admin("consumer")), record_id="customer_id",
                           event_time="event_time", features=["keyword"], on="customer_id", how=how)
     joins = [central, local] if central_first else [local, central]
     rows = point_in_time_reference(LABELS.to_dict("records"), event_time="label_time", joins=joins, as_of=as_of)
