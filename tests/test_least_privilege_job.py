@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,11 @@ from botocore.exceptions import ClientError
 
 from featureshare.config import Topology, load_topology
 from featureshare.demo import bootstrap_accounts
-from featureshare.errors import AccessDeniedError, translate_client_error
+from featureshare.errors import AccessDeniedError, QueryFailedError, translate_client_error
 from featureshare.local import EmbeddedAWS
 from featureshare.local.policy_enforcement import Actor, authorize_reads
 from featureshare.session import AccountSession, assume_role
+from featureshare.training.athena import wait_for
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "featureshare.example.toml"
 TEAM = "search"
@@ -164,14 +164,7 @@ def denied(call: Callable[[], Any], action: str) -> str:
 def run_query(session: AccountSession, sql: str, workgroup: str, timeout: float = 30.0) -> dict[str, Any]:
     athena = session.client("athena")
     query_id = athena.start_query_execution(QueryString=sql, WorkGroup=workgroup)["QueryExecutionId"]
-    deadline = time.monotonic() + timeout
-    while True:
-        execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
-        if execution["Status"]["State"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
-            break
-        assert time.monotonic() < deadline, f"query {query_id} still {execution['Status']['State']}"
-        time.sleep(0.05)
-    assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+    wait_for(athena, query_id, timeout=timeout)
     return athena.get_query_results(QueryExecutionId=query_id)["ResultSet"]
 
 
@@ -326,13 +319,10 @@ def test_a_query_reading_the_central_offline_store_fails_without_the_bucket_poli
     with without_statement(read, write, "ConsumersReadOfflinePrefix"):
         query_id = athena.start_query_execution(QueryString=sql, WorkGroup=world.consumer.athena_workgroup)[
             "QueryExecutionId"]
-        deadline = time.monotonic() + 30
-        while (status := athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"])[
-                "State"] in ("QUEUED", "RUNNING"):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        assert status["State"] == "FAILED"
-        assert "not authorized to perform: s3:GetObject" in status["StateChangeReason"]
+        with pytest.raises(QueryFailedError) as failed:
+            wait_for(athena, query_id, timeout=30)
+        assert failed.value.state == "FAILED"
+        assert "not authorized to perform: s3:GetObject" in failed.value.reason
     assert run_query(world.execution, sql, world.consumer.athena_workgroup)["Rows"][1:]
 
 
