@@ -12,8 +12,8 @@ Supported: SELECT / WITH (joins, UNION, window functions, the Trino date functio
 ``CREATE DATABASE|SCHEMA``, ``SHOW TABLES|DATABASES|SCHEMAS``, ``DESCRIBE``. Anything else raises
 :class:`UnsupportedStatementError` naming the construct.
 
-This module is the entry point and re-exports the engine's public names; the work is split by concept:
-:mod:`~featureshare.local.athena_model` (data model, errors, types, parsing),
+This module is the entry point; the work is split by concept:
+:mod:`~featureshare.local.athena_model` (data model, errors, types, parsing: import those names from there),
 :mod:`~featureshare.local.athena_select` (DuckDB session, SELECT, partition pruning) and
 :mod:`~featureshare.local.athena_statements` (CTAS, UNLOAD, DDL, SHOW, DESCRIBE).
 
@@ -37,44 +37,18 @@ from collections.abc import Sequence
 from sqlglot import exp
 
 from featureshare.local.athena_model import (
-    DEFAULT_CATALOG,
     AthenaQueryError,
     CancelToken,
-    Column,
-    Partition,
-    QueryCancelledError,
     QueryContext,
     Resolver,
-    ResultColumn,
-    S3Object,
     StatementResult,
-    TableMeta,
     UnsupportedStatementError,
-    athena_text,
     parse_sql,
 )
 from featureshare.local.athena_select import run_select
 from featureshare.local.athena_statements import run_create, run_describe, run_drop, run_show, run_unload
 
-__all__ = [
-    "DEFAULT_CATALOG",
-    "AthenaQueryError",
-    "CancelToken",
-    "Column",
-    "Partition",
-    "QueryCancelledError",
-    "QueryContext",
-    "Resolver",
-    "ResultColumn",
-    "S3Object",
-    "StatementResult",
-    "TableMeta",
-    "UnsupportedStatementError",
-    "athena_text",
-    "bind_parameters",
-    "classify_statement",
-    "run_statement",
-]
+__all__ = ["bind_parameters", "classify_statement", "run_statement"]
 
 
 _UNLOAD = re.compile(r"^\s*UNLOAD\s*\((?P<query>.*)\)\s*TO\s*'(?P<target>(?:[^']|'')*)'\s*"

@@ -2,8 +2,8 @@
 
 What the engine reads through a :class:`Resolver` (Glue tables, S3 objects), what it returns
 (:class:`StatementResult`, rendered by :func:`athena_text`), its errors and :class:`CancelToken`, the
-Athena / Hive / DuckDB type mapping and the one-statement parser. Import the public names from
-:mod:`featureshare.local.athena_engine`, which re-exports them.
+Athena / Hive / DuckDB type mapping and the one-statement parser. The entry point that runs a statement is
+:func:`featureshare.local.athena_engine.run_statement`.
 
 Emulation limits: types DuckDB has and Athena lacks map to the nearest Athena name
 (``hugeint`` -> ``bigint``); doubles print as Java's ``Double.toString``.

@@ -31,7 +31,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from featureshare.local import moto_internals as mi
-from featureshare.local.athena_engine import (
+from featureshare.local.athena_engine import bind_parameters, classify_statement, run_statement
+from featureshare.local.athena_model import (
     DEFAULT_CATALOG,
     AthenaQueryError,
     CancelToken,
@@ -43,10 +44,8 @@ from featureshare.local.athena_engine import (
     StatementResult,
     TableMeta,
     athena_text,
-    bind_parameters,
-    classify_statement,
-    run_statement,
 )
+from featureshare.local.policy_enforcement import Actor, authorize_reads, current_actor
 
 logger = logging.getLogger(__name__)
 
@@ -112,21 +111,19 @@ def _table_input(meta: TableMeta) -> dict[str, Any]:
 class _MotoResolver:
     """The engine's :class:`~featureshare.local.athena_engine.Resolver` over moto's Glue and S3."""
 
-    def __init__(self, account: str, region: str, kms_key: str | None = None, actor: Any = None,
+    def __init__(self, account: str, region: str, kms_key: str | None = None, actor: Actor | None = None,
                  acl: str | None = None) -> None:
         self.acl = acl  # canned ACL Athena sends (x-amz-acl) with every object it writes
         self.account = account
         self.region = region
         self.kms_key = kms_key
-        self.actor = actor  # the checked caller (policy_enforcement.Actor), None for admins / no enforcement
+        self.actor = actor  # the checked caller, None for admins / no enforcement
 
     def _authorize(self, **resources: Any) -> None:
         """AWS fails the query (not the API call) when the caller may not read a table or object it needs."""
         if self.actor is None:
             return
-        from featureshare.local import policy_enforcement
-
-        refusal = policy_enforcement.authorize_reads(self.actor, **resources)
+        refusal = authorize_reads(self.actor, **resources)
         if refusal is not None:
             raise AthenaQueryError("PERMISSION_DENIED", f"Access denied: {refusal}")
 
@@ -241,7 +238,7 @@ class _Execution:
     result: StatementResult | None = None
     token: CancelToken = field(default_factory=CancelToken)
     thread: threading.Thread | None = None
-    actor: Any = None  # policy_enforcement.Actor of the caller; None when unchecked
+    actor: Actor | None = None  # the caller; None when unchecked
 
 
 _LOCK = threading.RLock()
@@ -338,13 +335,6 @@ def _result_configuration(params: dict[str, Any], workgroup: dict[str, Any]) -> 
     return effective
 
 
-def _current_actor() -> Any:
-    """The caller being served (for IAM checks of the query's reads), captured before the worker thread."""
-    from featureshare.local import policy_enforcement
-
-    return policy_enforcement.current_actor()
-
-
 def _start(account: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
     query = str(params.get("QueryString") or "")
     if not query.strip():
@@ -361,7 +351,7 @@ def _start(account: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
         query_id=str(uuid.uuid4()), query=query, workgroup=name, context=context,
         parameters=[str(v) for v in params.get("ExecutionParameters") or []],
         result_configuration=configuration, statement_type=statement_type, substatement_type=substatement_type,
-        submitted=datetime.now(UTC), actor=_current_actor())
+        submitted=datetime.now(UTC), actor=current_actor())  # captured before the worker thread
     with _LOCK:
         _executions(account, region)[execution.query_id] = execution
         if token:

@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from featureshare.local.athena_engine import (
+from featureshare.local.athena_engine import classify_statement, run_statement
+from featureshare.local.athena_model import (
     AthenaQueryError,
     CancelToken,
     Column,
@@ -24,8 +25,6 @@ from featureshare.local.athena_engine import (
     TableMeta,
     UnsupportedStatementError,
     athena_text,
-    classify_statement,
-    run_statement,
 )
 
 CONSUMER, CENTRAL = "222222222222", "111111111111"

@@ -10,14 +10,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from featureshare.local.athena_engine import (
+from featureshare.local.athena_engine import run_statement
+from featureshare.local.athena_model import (
     AthenaQueryError,
     Column,
     Partition,
     QueryContext,
     S3Object,
     TableMeta,
-    run_statement,
 )
 from featureshare.local.athena_select import PARQUET_CACHE, ParquetCache
 
