@@ -6,8 +6,9 @@ moto_server``: wire types, request hooks, server mode) means a moto upgrade brea
 ``tests/local/test_moto_contract.py`` (which covers both) says which name moved. Everything else in
 ``featureshare.local`` talks to moto only through this module, which re-exports every public name of
 ``moto_server`` (``WireRequest``, ``WireResponse``, ``Handler``, ``json_response``, ``error_response``,
-``account_of_access_key``, ``RawRequest``, ``RequestFilter``, ``set_request_filter``, ``EmbeddedServer``,
-``KEEPALIVE_IDLE_TIMEOUT_S``, ``start_server``, ``stop_server``); ``moto_server`` never imports this module.
+``account_of_access_key``, ``CREDENTIAL_SCOPE``, ``RUNTIME_PATH``, ``RawRequest``, ``RequestFilter``,
+``set_request_filter``, ``EmbeddedServer``, ``KEEPALIVE_IDLE_TIMEOUT_S``, ``start_server``, ``stop_server``);
+``moto_server`` never imports this module.
 
 Integration points (pure functions over moto backends; they work in-process and with the threaded server,
 which shares this process's backends; all are guarded by one re-entrant lock):
@@ -89,7 +90,9 @@ from moto.core.utils import utcnow as _moto_utcnow
 
 # Re-exported: callers import these from moto_internals. moto_server never imports this module (no cycle).
 from featureshare.local.moto_server import (  # noqa: F401
+    CREDENTIAL_SCOPE,
     KEEPALIVE_IDLE_TIMEOUT_S,
+    RUNTIME_PATH,
     EmbeddedServer,
     Handler,
     RawRequest,

@@ -8,8 +8,9 @@ what the rest of ``featureshare.local`` imports; this module never imports ``mot
 runs one way, so there is no import cycle).
 
 Wire types
-    ``WireRequest``, ``WireResponse``, ``Handler``, ``json_response``, ``error_response``, and
-    ``account_of_access_key`` (the account moto attributes to an access key).
+    ``WireRequest``, ``WireResponse``, ``Handler``, ``json_response``, ``error_response``,
+    ``account_of_access_key`` (the account moto attributes to an access key), and the SigV4
+    ``CREDENTIAL_SCOPE`` and runtime ``RUNTIME_PATH`` patterns (shared with the policy enforcer).
 
 Request filter (both modes)
     ``set_request_filter(filter)``: every signed request goes through ``filter(RawRequest, proceed)``
@@ -25,14 +26,19 @@ Server mode (``EmbeddedServer``, ``start_server``/``stop_server``)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import io
 import json
 import logging
+import os
 import re
+import socket
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -173,11 +179,30 @@ def _uninstall_request_hooks(saved: tuple[Any, Any]) -> None:
     DomainDispatcherApplication.__call__ = saved[1]  # type: ignore[method-assign]
 
 
+def _call_wsgi(app: Callable[[dict[str, Any], Any], Any],
+               environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run a WSGI ``app`` on ``environ`` and collect its answer: status line, headers, whole body.
+
+    Headers stay a list: a dict would merge repeated headers.
+    """
+    captured: dict[str, Any] = {}
+    chunks: list[bytes] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        captured.update(status=status, headers=headers)
+        return chunks.append
+
+    result = app(environ, start_response)
+    try:
+        chunks.extend(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    return str(captured["status"]), list(captured["headers"]), b"".join(chunks)
+
+
 def _filtered_wsgi(request_filter: RequestFilter, original: Callable[[], Any], app: Any,
                    environ: dict[str, Any], start_response: Any) -> Any:
-    import io
-    from http import HTTPStatus
-
     stream = environ["wsgi.input"]
     length = environ.get("CONTENT_LENGTH") or ""
     body = stream.read(int(length)) if length.isdigit() else (stream.read() if environ.get(
@@ -192,21 +217,9 @@ def _filtered_wsgi(request_filter: RequestFilter, original: Callable[[], Any], a
            f"{environ.get('PATH_INFO', '')}{'?' + query if query else ''}")
 
     def proceed() -> tuple[int, list[tuple[str, str]], bytes]:
-        captured: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        def capture(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            captured.update(status=status, headers=response_headers)
-            return chunks.append
-
-        result = original()(app, environ, capture)
-        try:
-            chunks.extend(result)
-        finally:
-            if hasattr(result, "close"):
-                result.close()
-        # headers stay a list: a dict would merge repeated headers
-        return int(captured["status"].split()[0]), list(captured["headers"]), b"".join(chunks)
+        status_line, response_headers, response_body = _call_wsgi(
+            lambda env, start: original()(app, env, start), environ)
+        return int(status_line.split()[0]), response_headers, response_body
 
     status, out_headers, out_body = request_filter(RawRequest(environ["REQUEST_METHOD"], url, headers, body),
                                                    proceed)
@@ -218,16 +231,18 @@ def _filtered_wsgi(request_filter: RequestFilter, original: Callable[[], Any], a
     return [payload]
 
 
-_RUNTIME_PATH = re.compile(r"^/(?:FeatureGroup/.+|BatchGetRecord|BatchWriteRecord)$")
-#: access key id, date, region, service of a SigV4 ``Authorization`` header's credential scope
-_CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/[^/,]+/([^/,]+)/([^/,]+)/")
+#: The Feature Store runtime's request paths (its requests are signed for ``sagemaker``).
+RUNTIME_PATH = re.compile(r"^/(?:FeatureGroup/.+|BatchGetRecord|BatchWriteRecord)$")
+#: access key id, region, service (groups 1-3) of a SigV4 credential scope (``Authorization`` header, or
+#: ``"Credential=" + X-Amz-Credential`` of a presigned URL)
+CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/[^/,]+/([^/,]+)/([^/,]+)/")
 
 
 def _is_runtime_request(runtime: Handler | None, environ: dict[str, Any]) -> bool:
     """A featurestore-runtime request: one of its paths, signed for ``sagemaker`` (its signing name)."""
-    if runtime is None or not _RUNTIME_PATH.match(environ.get("PATH_INFO") or ""):
+    if runtime is None or not RUNTIME_PATH.match(environ.get("PATH_INFO") or ""):
         return False
-    match = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION") or "")
+    match = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION") or "")
     return match is not None and match.group(3).lower() == "sagemaker"
 
 
@@ -237,9 +252,7 @@ def _runtime_wire_request(environ: dict[str, Any]) -> WireRequest:
     Account as moto decides it (``MOTO_ACCOUNT_ID``, then ``x-moto-account-id``, then the access key's
     owner); region from the signature's credential scope (what SigV4 signed; a server URL has none).
     """
-    import os
-
-    key, region, _ = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION") or "").groups()  # type: ignore[union-attr]
+    key, region, _ = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION") or "").groups()  # type: ignore[union-attr]
     account = (os.environ.get("MOTO_ACCOUNT_ID") or environ.get("HTTP_X_MOTO_ACCOUNT_ID")
                or account_of_access_key(key))
     raw_path = (environ.get("RAW_URI") or environ.get("PATH_INFO") or "").split("?", 1)[0]
@@ -253,8 +266,6 @@ def _runtime_wire_request(environ: dict[str, Any]) -> WireRequest:
 
 def _runtime_wsgi(runtime: Handler | None, environ: dict[str, Any], start_response: Any) -> list[bytes]:
     """Answer a runtime request straight from the handler (no moto dispatcher, no Flask app)."""
-    from http import HTTPStatus
-
     if runtime is None:
         status, headers, body = error_response(503, "ServiceUnavailable", "featurestore-runtime is not running")
     else:
@@ -309,9 +320,6 @@ class EmbeddedServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, shut every open connection down, and wait for the accept loop to end."""
-        import contextlib
-        import socket
-
         self._server.shutdown()
         with self._lock:
             connections = list(self._connections)
@@ -364,8 +372,6 @@ def _read_request_body(handler: Any, environ: dict[str, Any]) -> bytes:
 
 def _run_wsgi_keepalive(handler: Any) -> None:
     """One request/response on a keep-alive connection; the response always carries its length."""
-    import io
-
     from werkzeug.serving import connection_dropped_errors  # type: ignore[attr-defined]
 
     if handler.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
@@ -375,27 +381,15 @@ def _run_wsgi_keepalive(handler: Any) -> None:
         body = _read_request_body(handler, environ)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
-        answer: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            answer.update(status=status, headers=headers)
-            return chunks.append
-
-        result = handler.server.app(environ, start_response)
-        try:
-            chunks.extend(result)
-        finally:
-            if hasattr(result, "close"):
-                result.close()
+        status, headers, payload = _call_wsgi(handler.server.app, environ)
     except connection_dropped_errors:
         handler.close_connection = True
         return
     except Exception:  # the app failed: answer 500 and drop the connection, as werkzeug does
         logger.exception("embedded AWS: error on %s %s", handler.command, handler.path)
-        answer, chunks = {"status": "500 Internal Server Error", "headers": []}, [b"Internal Server Error"]
+        status, headers, payload = "500 Internal Server Error", [], b"Internal Server Error"
         handler.close_connection = True
-    _write_response(handler, environ, answer["status"], answer["headers"], b"".join(chunks))
+    _write_response(handler, environ, status, headers, payload)
 
 
 def _write_response(handler: Any, environ: dict[str, Any], status: str, headers: list[tuple[str, str]],

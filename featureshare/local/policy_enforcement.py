@@ -63,9 +63,6 @@ __all__ = ["Actor", "Check", "Facts", "ParsedRequest", "PolicyEnforcer", "Princi
 logger = logging.getLogger(__name__)
 
 PARTITION = "aws"
-ENFORCED_SERVICES = frozenset({"sagemaker", "featurestore-runtime", "s3", "glue", "athena", "kms", "iam"})
-_CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/")
-_RUNTIME_PATH_RE = re.compile(r"^/(FeatureGroup/.+|BatchGetRecord|BatchWriteRecord)$")
 _VIRTUAL_HOST_RE = re.compile(r"^(?P<bucket>.+)\.s3[.-]")
 _QUERY_XML_NS = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/", "iam": "https://iam.amazonaws.com/doc/2010-05-08/"}
 
@@ -98,9 +95,9 @@ def parse_request(raw: mi.RawRequest) -> ParsedRequest | None:
     """The request's signer, service, operation and parameters; ``None`` when it is not SigV4-signed."""
     url = urlparse(raw.url)
     query = parse_qs(url.query, keep_blank_values=True)
-    credential = _CREDENTIAL_RE.search(raw.headers.get("authorization", ""))
+    credential = mi.CREDENTIAL_SCOPE.search(raw.headers.get("authorization", ""))
     if credential is None and "X-Amz-Credential" in query:
-        credential = _CREDENTIAL_RE.search("Credential=" + query["X-Amz-Credential"][0])
+        credential = mi.CREDENTIAL_SCOPE.search("Credential=" + query["X-Amz-Credential"][0])
     if credential is None:
         return None
     access_key_id, region, service = credential.groups()
@@ -108,7 +105,7 @@ def parse_request(raw: mi.RawRequest) -> ParsedRequest | None:
     base = {"access_key_id": access_key_id, "region": region, "method": raw.method.upper(), "path": path,
             "query": query, "headers": raw.headers, "body": raw.body}
     host = url.netloc.split(":")[0]
-    if service == "sagemaker" and (host.startswith("featurestore-runtime.") or _RUNTIME_PATH_RE.match(path)):
+    if service == "sagemaker" and (host.startswith("featurestore-runtime.") or mi.RUNTIME_PATH.match(path)):
         params = _LazyJson(raw.body) if raw.method.upper() in ("POST", "PUT") else {}
         return ParsedRequest(service="featurestore-runtime", operation=raw.method.upper(), params=params, **base)
     if service == "s3":
@@ -712,10 +709,8 @@ class PolicyEnforcer:
             policies = mi.iam_user_policies(caller.account, caller.user_name)
             return Principal(caller.arn, caller.account, tuple((f"identity:{n}", d) for n, d in policies))
         role = mi.iam_role(caller.account, caller.role_arn.rsplit("/", 1)[-1]) or {"Policies": [], "Tags": {}}
-        with self._lock:
-            session_tags = dict(self._session_tags.get(access_key_id, {}))
         return Principal(caller.arn, caller.account, tuple((f"identity:{n}", d) for n, d in role["Policies"]),
-                         {**role["Tags"], **session_tags})
+                         {**role["Tags"], **self.session_tags(access_key_id)})
 
     def session_tags(self, access_key_id: str) -> dict[str, str]:
         """The tags an AssumeRole call attached to the session owning ``access_key_id``."""

@@ -176,7 +176,9 @@ def test_internals_used_by_policy_enforcement_exist():
     sts = _require("moto.sts.models", "STSBackend")
     assert _params(sts.get_assumed_role_from_access_key) == ["self", "access_key_id"]
     assumed = _require("moto.sts.models", "AssumedRole")
-    assert {"account_id", "role_arn", "access_key_id"} <= set(_params(assumed.__init__)) | {"access_key_id"}
+    # caller_of_access_key reads .arn and .role_arn, session_expiration reads .expiration (now + duration)
+    assert {"account_id", "role_arn", "access_key", "duration"} <= set(_params(assumed.__init__))
+    assert isinstance(inspect.getattr_static(assumed, "arn"), property)
     # moto_utcnow must be the clock AssumedRole stamps its expiration with
     assert _require("moto.sts.models", "utcnow") is _require("moto.core.utils", "utcnow")
     iam = _require("moto.iam.models", "IAMBackend")

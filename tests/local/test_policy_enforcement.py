@@ -199,6 +199,15 @@ def test_unsigned_requests_and_services_outside_the_job_are_not_checked() -> Non
     assert sqs is not None and map_request(sqs, CENTRAL, Facts()) is None
 
 
+def test_a_presigned_url_is_judged_as_its_signer() -> None:
+    url = ("https://s3.amazonaws.com/bucket/some/key.parquet?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+           "&X-Amz-Credential=ASIAPRESIGNED%2F20260101%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Signature=abc")
+    parsed = parse_request(mi.RawRequest("GET", url, {}, b""))
+    assert parsed is not None
+    assert (parsed.access_key_id, parsed.region, parsed.service, parsed.bucket, parsed.key) == (
+        "ASIAPRESIGNED", "eu-west-1", "s3", "bucket", "some/key.parquet")
+
+
 def test_session_tags_are_read_from_the_query_protocol() -> None:
     parsed = parse_request(raw("sts", "POST", "https://sts.amazonaws.com/",
                                b"Action=AssumeRole&Tags.member.1.Key=team&Tags.member.1.Value=search"
