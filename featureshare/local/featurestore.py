@@ -271,16 +271,25 @@ def _offline_config(params: dict[str, Any], account: str, region: str, epoch: in
     return out
 
 
-def _page(items: list[Any], params: dict[str, Any], default_max: int, max_max: int) -> tuple[list[Any], str]:
+def page(items: list[Any], params: dict[str, Any], default_max: int, max_max: int,
+         error: Callable[[str], ServiceError] = validation) -> tuple[list[Any], str]:
+    """One page of ``items`` by the request's ``NextToken`` / ``MaxResults`` and the next token ("" at the end).
+
+    A token is the offset this emulation handed out; anything else, or a MaxResults outside 1..``max_max``,
+    raises ``error(message)`` (SageMaker's ValidationException by default).
+    """
+    token = str(params.get("NextToken") or "0")
+    if not token.isdigit():
+        raise error(f"Invalid NextToken '{token}': pass the NextToken of the previous answer")
+    raw_size = params.get("MaxResults") or default_max
     try:
-        start = int(params.get("NextToken") or 0)
-    except ValueError as exc:
-        raise validation(f"Invalid NextToken {params.get('NextToken')!r}") from exc
-    size = int(params.get("MaxResults") or default_max)
+        size = int(raw_size)
+    except (TypeError, ValueError):
+        size = 0
     if not 1 <= size <= max_max:
-        raise validation(f"MaxResults must be within 1..{max_max}")
-    page = items[start:start + size]
-    return page, (str(start + size) if start + size < len(items) else "")
+        raise error(f"MaxResults must be within 1..{max_max}, not '{raw_size}'")
+    start = int(token)
+    return items[start:start + size], (str(start + size) if start + size < len(items) else "")
 
 
 class FeatureStore:
@@ -370,8 +379,8 @@ class FeatureStore:
         if sort_by not in keys:
             raise validation(f"Invalid SortBy '{sort_by}': must be one of {sorted(keys)}")
         selected.sort(key=keys[sort_by], reverse=(params.get("SortOrder") or "Descending") == "Descending")
-        page, token = _page(selected, params, default_max=10, max_max=100)
-        out: dict[str, Any] = {"FeatureGroupSummaries": [g.summary() for g in page]}
+        page_items, token = page(selected, params, default_max=10, max_max=100)
+        out: dict[str, Any] = {"FeatureGroupSummaries": [g.summary() for g in page_items]}
         if token:
             out["NextToken"] = token
         return out
@@ -437,8 +446,8 @@ class FeatureStore:
     def list_tags(self, account: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
         group = self.find(account, region, params.get("ResourceArn", ""))
         items = [{"Key": k, "Value": v} for k, v in group.tags.items()]
-        page, token = _page(items, params, default_max=50, max_max=100)
-        return {"Tags": page, **({"NextToken": token} if token else {})}
+        page_items, token = page(items, params, default_max=50, max_max=100)
+        return {"Tags": page_items, **({"NextToken": token} if token else {})}
 
     def delete_tags(self, account: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
         group = self.find(account, region, params.get("ResourceArn", ""))
@@ -453,8 +462,8 @@ class FeatureStore:
         sort_by = params.get("SortBy") or "CreationTime"
         records.sort(key=lambda r: str(r.get(sort_by, "")),
                      reverse=(params.get("SortOrder") or "Descending") == "Descending")
-        page, token = _page(records, params, default_max=10, max_max=100)
-        return {"Results": [{"FeatureGroup": r} for r in page], **({"NextToken": token} if token else {})}
+        page_items, token = page(records, params, default_max=10, max_max=100)
+        return {"Results": [{"FeatureGroup": r} for r in page_items], **({"NextToken": token} if token else {})}
 
     # ---------------------------------------------------------------- wire
     def handle_sagemaker(self, request: WireRequest) -> WireResponse | None:

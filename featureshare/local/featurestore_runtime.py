@@ -25,7 +25,14 @@ from typing import Any
 
 from featureshare.local import moto_internals as mi
 from featureshare.local.faults import FaultInjector
-from featureshare.local.featurestore import FeatureGroup, FeatureStore, OnlineRecord, ServiceError, ttl_seconds
+from featureshare.local.featurestore import (
+    FeatureGroup,
+    FeatureStore,
+    OnlineRecord,
+    ServiceError,
+    page,
+    ttl_seconds,
+)
 from featureshare.local.moto_internals import WireRequest, WireResponse
 from featureshare.local.offline_store import OfflineRow, OfflineStore
 
@@ -233,22 +240,13 @@ class FeatureStoreRuntime:
         group = self.store.find(request.account, request.region, name)
         if not group.online_enabled:
             raise invalid(f"Feature group {group.name} has no online store")
-        size = int(body.get("MaxResults") or 100)
-        if not 1 <= size <= 100:
-            raise invalid("MaxResults must be within 1..100")
-        token = str(body.get("NextToken") or "0")
-        if not token.isdigit():
-            raise invalid(f"Invalid NextToken '{token}': pass the NextToken of the previous ListRecords answer")
-        start = int(token)
         include_deleted = bool(body.get("IncludeSoftDeletedRecords"))
         with self.store.lock:
             ids = sorted(rid for rid in list(group.online)
                          if (record := self._live(group, rid, now)) is not None
                          and (include_deleted or not record.soft_deleted))
-        out: dict[str, Any] = {"RecordIdentifiers": ids[start:start + size]}
-        if start + size < len(ids):
-            out["NextToken"] = str(start + size)
-        return out
+        page_ids, token = page(ids, body, default_max=100, max_max=100, error=invalid)
+        return {"RecordIdentifiers": page_ids, **({"NextToken": token} if token else {})}
 
     def _batch_get(self, request: WireRequest, now: dt.datetime) -> dict[str, Any]:
         body = request.json()

@@ -147,6 +147,16 @@ def test_list_filters_sorts_and_paginates(central, group_request):
     assert {s["FeatureGroupName"] for s in offline_active["FeatureGroupSummaries"]} == {"alpha", "beta", "gamma"}
 
 
+def test_list_rejects_a_next_token_it_did_not_hand_out_naming_it(central, group_request):
+    sm = central.client("sagemaker")
+    sm.create_feature_group(**group_request("alpha"))
+
+    for forged in ("page-2", "-1"):
+        with pytest.raises(ClientError, match=f"Invalid NextToken '{forged}'") as info:
+            sm.list_feature_groups(NextToken=forged)
+        assert info.value.response["Error"]["Code"] == "ValidationException"
+
+
 def test_list_is_per_account(embedded_aws, central, group_request):
     central.client("sagemaker").create_feature_group(**group_request("central-only"))
 
