@@ -245,6 +245,7 @@ _LOCK = threading.RLock()
 #: Cleared while queries are held in QUEUED (:func:`hold_queries`); set otherwise.
 _RELEASED = threading.Event()
 _RELEASED.set()
+_HOLDS = 0  # open hold_queries(True) calls; queries are released when the last one ends
 # Athena's state per (account, region), like a moto backend; reset() clears it with the embedded AWS.
 _EXECUTIONS: dict[tuple[str, str], dict[str, _Execution]] = {}
 _TOKENS: dict[tuple[str, str, str], str] = {}
@@ -252,17 +253,23 @@ _TOKENS: dict[tuple[str, str, str], str] = {}
 
 def hold_queries(held: bool) -> None:
     """Hold every query (started before or after) in QUEUED until released, or release them: a query's state
-    is then decided by the caller (stop it, time out on it) instead of by how fast the engine is."""
-    if held:
-        _RELEASED.clear()
-    else:
-        _RELEASED.set()
+    is then decided by the caller (stop it, time out on it) instead of by how fast the engine is. Holds nest:
+    queries are released when every ``hold_queries(True)`` has had its ``hold_queries(False)``."""
+    global _HOLDS
+    with _LOCK:
+        _HOLDS = _HOLDS + 1 if held else max(0, _HOLDS - 1)
+        if _HOLDS:
+            _RELEASED.clear()
+        else:
+            _RELEASED.set()
 
 
 def reset() -> None:
     """Cancel running queries and forget every query execution (called when the embedded AWS stops)."""
-    _RELEASED.set()
+    global _HOLDS
     with _LOCK:
+        _HOLDS = 0
+        _RELEASED.set()
         executions = [e for bucket in _EXECUTIONS.values() for e in bucket.values()]
         _EXECUTIONS.clear()
         _TOKENS.clear()

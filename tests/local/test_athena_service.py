@@ -229,6 +229,17 @@ def test_held_queries_stay_queued_until_released_or_stopped(aws, athena):
     assert athena.get_query_execution(QueryExecutionId=stopped)["QueryExecution"]["Status"]["State"] == "CANCELLED"
 
 
+def test_nested_holds_release_queries_only_when_the_outer_one_ends(aws, athena):
+    embedded = aws[0]
+    with embedded.hold_queries():
+        with embedded.hold_queries():
+            query_id = start(athena, "SELECT 3")
+        assert athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"]["State"] \
+            == "QUEUED"
+
+    assert wait(athena, query_id)["Status"]["State"] == "SUCCEEDED"
+
+
 def test_list_and_batch_get_query_executions_see_queries_of_the_workgroup(athena):
     ids = [start(athena, f"SELECT {i}") for i in range(3)]
     for query_id in ids:
