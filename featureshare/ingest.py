@@ -643,11 +643,14 @@ class _Progress:
     """Where a threaded ingestion is, so an interruption can say exactly what was and was not sent.
 
     ``pending`` maps each submitted, not yet collected batch to its entries; ``unsubmitted`` holds the
-    prepared entries of the current chunk not yet handed to a worker; ``unread_from`` is the position of
-    the first input row not yet converted (``None`` once the input is exhausted)."""
+    prepared entries of the current chunk not yet handed to a worker; ``submitting`` is the batch being handed
+    over (an interruption there leaves unknown whether the pool got it: if it did, the pool still runs it, and
+    its ``written`` set says what it stored); ``unread_from`` is the position of the first input row not yet
+    converted (``None`` once the input is exhausted)."""
 
     pending: dict[cf.Future[list[RowFailure]], _Batch] = field(default_factory=dict)
     unsubmitted: list[_Entry] = field(default_factory=list)
+    submitting: _Batch | None = None
     unread_from: int | None = 0
 
 
@@ -704,9 +707,11 @@ def _feed(pool: cf.ThreadPoolExecutor, sender: _Sender, group: FeatureGroup, dat
         while state.unsubmitted:
             batch = _Batch(state.unsubmitted[:MAX_BATCH])
             slots.acquire()
+            state.submitting = batch  # from here until it is in pending, a Ctrl-C leaves its fate to `written`
+            state.unsubmitted = state.unsubmitted[MAX_BATCH:]
             future = pool.submit(sender.send, batch, batch_index)
             state.pending[future] = batch
-            state.unsubmitted = state.unsubmitted[MAX_BATCH:]
+            state.submitting = None
             batch_index += 1
             future.add_done_callback(functools.partial(release, size=len(batch.entries)))
         for future in [f for f in state.pending if f.done()]:
@@ -732,12 +737,19 @@ def _account_for_interruption(state: _Progress, report: IngestReport) -> None:
                                 for e in batch.entries if e.position not in batch.written]
         else:
             report.failures += future.result()
+    handing_over = state.submitting
+    if handing_over is not None and all(b is not handing_over for b in state.pending.values()):
+        # The pool has run it to the end (or never got it): what it did not store is listed.
+        report.failures += [_failure(e, INTERRUPTED, "its batch was being handed to a worker when the ingestion "
+                                                     "was interrupted; it was not written")
+                            for e in handing_over.entries if e.position not in handing_over.written]
+    in_hand = {e.position for e in handing_over.entries} if handing_over is not None else set()
     report.failures += [_failure(e, NOT_SENT, "not sent: the ingestion was interrupted")
-                        for e in state.unsubmitted]
+                        for e in state.unsubmitted if e.position not in in_hand]
     if state.unread_from is not None:
         report.failures.append(RowFailure(state.unread_from, None, None, NOT_READ,
                                           f"rows from position {state.unread_from} on were not read"))
-    state.pending, state.unsubmitted = {}, []
+    state.pending, state.unsubmitted, state.submitting = {}, [], None
 
 
 def write_failures(report: IngestReport, path: str | Path) -> Path:
