@@ -9,7 +9,9 @@ training-set query leaves no staging data or temporary table behind and names th
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import datetime as dt
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -140,6 +142,35 @@ def test_an_iterator_interrupted_midway_says_from_which_row_it_was_not_read(setu
     rest = pending_rows(frame, failed)
     assert group.ingest(rest).ok
     assert compare_offline(frame, offline(setup, group)).exact
+
+
+def _keys(frame: pd.DataFrame) -> set[tuple[str, str]]:
+    return set(zip(frame["customer_id"], frame["ts"], strict=True))
+
+
+def test_a_ctrl_c_while_a_batch_is_handed_to_a_worker_neither_loses_nor_double_lists_it(
+        setup: Setup, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    group = setup.ensure(group_spec(name))
+    frame = records(200, seed=3)
+    failed = tmp_path / "failed.parquet"
+    submit, calls = cf.ThreadPoolExecutor.submit, itertools.count(1)
+
+    def submit_then_ctrl_c(pool: cf.ThreadPoolExecutor, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        future = submit(pool, *args, **kwargs)
+        if next(calls) == 3:  # the pool has the 3rd batch; the Ctrl-C lands before ingest records it
+            raise KeyboardInterrupt
+        return future
+
+    monkeypatch.setattr(cf.ThreadPoolExecutor, "submit", submit_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        group.ingest(frame, failures_path=failed, max_in_flight=2)
+    monkeypatch.undo()
+
+    stored = offline(setup, group)
+    rest = pending_rows(frame, failed)
+    assert len(stored) >= 75  # the first three batches were sent
+    assert _keys(rest).isdisjoint(_keys(stored))  # nothing both stored and listed
+    assert len(rest) + len(stored) == len(frame)  # and nothing lost
 
 
 # ------------------------------------------------------------------------------------------------- Athena
